@@ -1,0 +1,525 @@
+"""The one module that owns the life of every server and command the tests run.
+
+A page shows a command; a test runs exactly that command, with one documented
+rewrite (see :func:`rewrite`):
+
+* the host ``0.0.0.0`` becomes ``127.0.0.1``, so nothing listens beyond loopback;
+* each public port a page uses (8000, 8443, 8080, 8089) becomes a free port.
+
+Everything else, including environment variables set on the page, runs as shown.
+The environment around it is isolated, not rewritten: variables that would configure
+a server behind the page's back (``GUNICORN_CMD_ARGS``, ``WEB_CONCURRENCY``,
+``FORWARDED_ALLOW_IPS``) are removed, and each server gets its own ``XDG_RUNTIME_DIR``
+(Gunicorn's control socket lives there).
+
+A :class:`Server` is started in its own session (so in its own process group),
+waited for with a bounded deadline, logged to a file, and stopped the way a
+container runtime stops PID 1: SIGTERM to the process the command started, then,
+after a bounded wait, SIGKILL to its whole process group. Any failure raises
+:class:`HarnessError` with the snippet, the command as run, its exit code and the
+tail of its log.
+
+Every process the harness starts carries ``HANDBOOK_STARTED_BY=<run id>`` in its
+environment; ``tests/conftest.py`` sweeps for leftovers at the end of the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+SNIPPETS = ROOT / "snippets"
+DOCS = ROOT / "docs"
+HOST = "127.0.0.1"
+#: Ports that pages may show; each is replaced by a free port when a test runs the command.
+PUBLIC_PORTS = (8000, 8443, 8080, 8089)
+#: Marks every process the harness starts, so the end-of-session sweep can find strays.
+RUN_ID_VAR = "HANDBOOK_RUN_ID"
+SERVER_MARK_VAR = "HANDBOOK_STARTED_BY"
+LOG_TAIL_LINES = 40
+
+# Every process group the harness started and has not yet reaped, in this process.
+_LIVE_GROUPS: set[int] = set()
+
+
+class HarnessError(AssertionError):
+    """A snippet, a command or a server did not behave; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A file under ``snippets/``, addressed as on a page: ``topic/file`` or ``topic/file:section``."""
+
+    ref: str
+    path: Path
+    section: str | None
+
+    @property
+    def text(self) -> str:
+        text = self.path.read_text("utf-8")
+        if self.section is None:
+            return _strip_section_markers(text)
+        start = re.search(rf"--8<-- \[start:{re.escape(self.section)}\]\s*\n", text)
+        end = re.search(rf"\n[^\n]*--8<-- \[end:{re.escape(self.section)}\]", text)
+        if not start or not end or end.start() < start.end():
+            raise HarnessError(
+                f"{self.rel}: section {self.section!r} not found "
+                f"(expected '--8<-- [start:{self.section}]' ... '--8<-- [end:{self.section}]')"
+            )
+        return _strip_section_markers(text[start.end() : end.start() + 1])
+
+    @property
+    def rel(self) -> str:
+        return str(self.path.relative_to(ROOT))
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+def _strip_section_markers(text: str) -> str:
+    return "".join(
+        line for line in text.splitlines(keepends=True) if not re.search(r"--8<-- \[(start|end):", line)
+    )
+
+
+def snippet(ref: str) -> Snippet:
+    """The snippet a page includes as ``--8<-- "ref"``; a missing file or section is an error."""
+    name, _, section = ref.partition(":")
+    path = SNIPPETS / name
+    if not path.is_file():
+        raise HarnessError(f"snippets/{name}: no such snippet file (referenced as {ref!r})")
+    snip = Snippet(ref=ref, path=path, section=section or None)
+    snip.text  # noqa: B018 - fail early on a missing section
+    return snip
+
+
+def command_of(snip: Snippet) -> str:
+    """The shell command a ``.sh`` snippet shows, without comment lines."""
+    lines = [ln for ln in snip.text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise HarnessError(f"{snip.rel}: the snippet holds no command")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- rewrite
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rewrite(command: str, ports: dict[int, int]) -> str:
+    """The one rewrite between a page and a test: loopback host, free ports."""
+    command = re.sub(r"(?<![\d.])0\.0\.0\.0(?![\d.])", HOST, command)
+    for public, private in ports.items():
+        command = re.sub(rf"(?<![\d.]){public}(?!\d)", str(private), command)
+    return command
+
+
+def port_map(*extra: int) -> dict[int, int]:
+    return {p: free_port() for p in (*PUBLIC_PORTS, *extra)}
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL if the test process dies, so nothing outlives a crash."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    env[SERVER_MARK_VAR] = os.environ.get(RUN_ID_VAR, "adhoc")
+    for var in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
+        env.pop(var, None)  # only what the snippet itself sets may configure the server
+    env.update(extra or {})
+    return env
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def kill_group(pgid: int) -> list[str]:
+    """SIGKILL every process of a group; return what was still alive."""
+    alive = [f"{p.pid} {' '.join(_cmdline(p))}" for p in group_members(pgid)]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _LIVE_GROUPS.discard(pgid)
+    return alive
+
+
+def kill_all_groups() -> None:
+    for pgid in list(_LIVE_GROUPS):
+        kill_group(pgid)
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    with contextlib.suppress(psutil.Error):
+        return proc.cmdline()
+    return ["?"]
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.exists():
+        return "(no log)"
+    text = path.read_text("utf-8", errors="replace").splitlines()
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
+def _spawn(command: str, cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    _LIVE_GROUPS.add(proc.pid)
+    return proc
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass
+class Result:
+    command: str
+    returncode: int
+    output: str
+
+
+def run(
+    snip: Snippet | str,
+    *,
+    ports: dict[int, int] | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    check: bool = True,
+    server: Server | None = None,
+    log_dir: Path | None = None,
+) -> Result:
+    """Run a command snippet to completion (bounded), with the documented rewrite."""
+    snip = snippet(snip) if isinstance(snip, str) else snip
+    ports = ports if ports is not None else (server.ports if server else {})
+    command = rewrite(command_of(snip), ports)
+    cwd = cwd or snip.folder
+    log_dir = log_dir or Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs"))
+    log_path = log_dir / f"cmd-{snip.path.stem}-{os.getpid()}-{time.monotonic_ns()}.log"
+    if server is not None and "XDG_RUNTIME_DIR" in server.env:
+        env = {"XDG_RUNTIME_DIR": server.env["XDG_RUNTIME_DIR"], **(env or {})}
+    proc = _spawn(command, cwd, base_env(env), log_path)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        raise HarnessError(
+            _report(snip, command, cwd, "did not finish within %ss" % timeout, None, log_path, server)
+        ) from None
+    kill_group(proc.pid)
+    output = log_path.read_text("utf-8", errors="replace")
+    if check and rc != 0:
+        raise HarnessError(_report(snip, command, cwd, "failed", rc, log_path, server))
+    return Result(command=command, returncode=rc, output=output)
+
+
+def _report(
+    snip: Snippet | None,
+    command: str,
+    cwd: Path,
+    what: str,
+    rc: int | None,
+    log_path: Path,
+    server: Server | None,
+) -> str:
+    source = snip.rel if snip else "(inline test command)"
+    lines = [
+        f"{source}: command {what}",
+        f"  command as run: {command}",
+        f"  working directory: {cwd.relative_to(ROOT) if cwd.is_relative_to(ROOT) else cwd}",
+        f"  exit code: {'still running' if rc is None else rc}",
+        f"  --- last {LOG_TAIL_LINES} lines of its output ({log_path}) ---",
+        _indent(_tail(log_path)),
+    ]
+    if server is not None:
+        lines += [
+            f"  --- last {LOG_TAIL_LINES} lines of the server log ({server.snippet.rel}) ---",
+            _indent(_tail(server.log_path)),
+        ]
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + ln for ln in text.splitlines())
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    snippet: Snippet
+    command: str
+    cwd: Path
+    ports: dict[int, int]
+    log_path: Path
+    proc: subprocess.Popen
+    env: dict[str, str]
+    scheme: str = "http"
+    verify: str | bool = True
+    stopped: bool = field(default=False)
+
+    # ---- addressing
+    @property
+    def port(self) -> int:
+        """The free port that replaced the page's first public port used by the command."""
+        for public, private in self.ports.items():
+            if re.search(rf"(?<!\d){private}(?!\d)", self.command):
+                return private
+        raise HarnessError(f"{self.snippet.rel}: the command uses none of the ports {PUBLIC_PORTS}")
+
+    def url(self, path: str = "/") -> str:
+        return f"{self.scheme}://{HOST}:{self.port}{path}"
+
+    def client(self, **kwargs) -> httpx.Client:
+        kwargs.setdefault("timeout", 30)
+        kwargs.setdefault("verify", self.verify)
+        return httpx.Client(base_url=self.url(""), **kwargs)
+
+    def get(self, path: str = "/", **kwargs) -> httpx.Response:
+        with self.client() as c:
+            return c.get(path, **kwargs)
+
+    # ---- observing
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def fail(self, what: str) -> HarnessError:
+        rc = self.proc.poll()
+        return HarnessError(_report(self.snippet, self.command, self.cwd, what, rc, self.log_path, None))
+
+    def processes(self) -> list[psutil.Process]:
+        return group_members(self.proc.pid)
+
+    def main_process(self) -> psutil.Process:
+        """The server process the command started (a container runtime's PID 1).
+
+        ``bash -c`` execs a lone command, so usually that is the group leader; when a
+        snippet sets variables first, bash stays and the server is its only child.
+        """
+        proc = psutil.Process(self.proc.pid)
+        while proc.name() in ("bash", "sh"):
+            children = proc.children()
+            if len(children) != 1:
+                raise self.fail(f"cannot tell the server process from {len(children)} children of the shell")
+            proc = children[0]
+        return proc
+
+    def workers(self) -> list[psutil.Process]:
+        """Worker processes: the children of the main process that serve requests."""
+        main = self.main_process()
+        return [p for p in main.children() if not _is_helper(p)]
+
+    def wait_for_workers(self, count: int, timeout: float = 30) -> list[psutil.Process]:
+        """Wait until exactly ``count`` workers run and each has logged that it is ready.
+
+        Waiting for readiness matters: Gunicorn 27's asgi worker ignores a SIGTERM that
+        arrives while it boots, and its master then waits the whole graceful timeout.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.workers()
+            ready = self.ready_worker_pids()
+            if len(found) == count and all(p.pid in ready for p in found):
+                return found
+            if self.proc.poll() is not None:
+                raise self.fail(f"exited while waiting for {count} workers")
+            if time.monotonic() > deadline:
+                raise self.fail(
+                    f"expected {count} ready worker processes; after {timeout}s found "
+                    f"{[p.pid for p in found]}, of which ready: {sorted(ready)}"
+                )
+            time.sleep(0.1)
+
+    def ready_worker_pids(self) -> set[int]:
+        """PIDs of workers whose log says they are ready to serve."""
+        log = self.log()
+        kind = re.search(r"Using worker: (\S+)", log)
+        pattern = READY_PATTERNS.get(kind[1] if kind else "uvicorn", READY_PATTERNS["*"])
+        return {int(m["pid"]) for m in re.finditer(pattern, log)}
+
+    def wait_for_log(self, pattern: str, timeout: float = 20, start: int = 0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.log()[start:])
+            if m:
+                return m
+            if self.proc.poll() is not None and not re.search(pattern, self.log()[start:]):
+                raise self.fail(f"exited before its log matched {pattern!r}")
+            if time.monotonic() > deadline:
+                raise self.fail(f"log did not match {pattern!r} within {timeout}s")
+            time.sleep(0.05)
+
+    # ---- life
+    def wait_ready(
+        self,
+        path: str = "/",
+        timeout: float = 30,
+        ok: Callable[[httpx.Response], bool] = lambda r: r.status_code < 500,
+    ) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while True:
+            if self.proc.poll() is not None:
+                raise self.fail(f"exited before answering {self.url(path)}")
+            try:
+                with httpx.Client(verify=self.verify, timeout=2) as c:
+                    r = c.get(self.url(path))
+                if ok(r):
+                    return r
+                last = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise self.fail(f"did not answer {self.url(path)} within {timeout}s (last: {last})")
+            time.sleep(0.1)
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.main_process().pid, sig)
+
+    def stop(self, timeout: float = 40, expect_clean: bool = True, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM the server process, wait (bounded) for its whole group, then SIGKILL the group.
+
+        With ``expect_clean``, fail unless it exited 0 on its own and left no process behind.
+        """
+        if self.stopped:
+            return self.proc.returncode
+        self.stopped = True
+        if self.proc.poll() is None:
+            with contextlib.suppress(psutil.Error, HarnessError):
+                os.kill(self.main_process().pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (self.proc.poll() is None or self.processes()):
+            time.sleep(0.05)
+        rc = self.proc.poll()
+        leftovers = kill_group(self.proc.pid)
+        if rc is None:
+            rc = self.proc.wait(timeout=5)
+            if expect_clean:
+                raise self.fail(f"did not exit within {timeout}s of {signal.Signals(sig).name}; killed")
+        if expect_clean and leftovers:
+            raise self.fail(f"left processes behind after exiting: {leftovers}")
+        if expect_clean and rc != 0:
+            raise self.fail(f"exited with code {rc} after {signal.Signals(sig).name}")
+        return rc
+
+
+#: How a worker says it is ready, by Gunicorn worker class ("uvicorn" is uvicorn --workers).
+READY_PATTERNS = {
+    "asgi": r"\[(?P<pid>\d+)\] \[INFO\] ASGI server listening",
+    "uvicorn_worker.UvicornWorker": r"\[(?P<pid>\d+)\] \[INFO\] Application startup complete",
+    "uvicorn_worker.UvicornH11Worker": r"\[(?P<pid>\d+)\] \[INFO\] Application startup complete",
+    "uvicorn.workers.UvicornWorker": r"\[(?P<pid>\d+)\] \[INFO\] Application startup complete",
+    "uvicorn": r"Started server process \[(?P<pid>\d+)\]",
+    "*": r"Booting worker with pid: (?P<pid>\d+)",
+}
+
+
+def _is_helper(proc: psutil.Process) -> bool:
+    """Processes a server starts that are not request-serving workers."""
+    cmd = " ".join(_cmdline(proc))
+    # Python's multiprocessing resource tracker is started by uvicorn --workers.
+    return "resource_tracker" in cmd or "semaphore_tracker" in cmd
+
+
+def start(
+    snip: Snippet | str,
+    *,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    ports: dict[int, int] | None = None,
+    scheme: str = "http",
+    verify: str | bool = True,
+) -> Server:
+    """Start the server a command snippet shows, in its own process group. Not yet waited for."""
+    snip = snippet(snip) if isinstance(snip, str) else snip
+    ports = ports or port_map()
+    command = rewrite(command_of(snip), ports)
+    cwd = cwd or snip.folder
+    log_path = log_dir / f"server-{snip.path.stem}-{time.monotonic_ns()}.log"
+    env = dict(env or {})
+    if "XDG_RUNTIME_DIR" not in env:
+        # Gunicorn (25.1+) puts its control socket in $XDG_RUNTIME_DIR; one dir per server
+        # keeps servers that run in parallel from taking over each other's socket.
+        runtime = log_path.with_suffix(".run")
+        runtime.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+    proc = _spawn(command, cwd, base_env(env), log_path)
+    return Server(snip, command, cwd, ports, log_path, proc, env, scheme=scheme, verify=verify)
+
+
+@contextlib.contextmanager
+def serving(
+    snip: Snippet | str,
+    *,
+    log_dir: Path,
+    ready_path: str | None = "/",
+    ready_timeout: float = 30,
+    expect_clean: bool = True,
+    **kwargs,
+) -> Iterator[Server]:
+    """Start a server, wait until it answers, yield it, and always stop its whole group."""
+    server = start(snip, log_dir=log_dir, **kwargs)
+    try:
+        if ready_path is not None:
+            server.wait_ready(ready_path, timeout=ready_timeout)
+        yield server
+    except BaseException:
+        server.stop(expect_clean=False)
+        raise
+    else:
+        server.stop(expect_clean=expect_clean)
+    finally:
+        kill_group(server.proc.pid)
+

@@ -1,0 +1,266 @@
+"""The snippet pipeline and the three languages, checked page by page and snippet by snippet.
+
+Rules (each failure names the file and line):
+* a fence in a page holds only ``--8<--`` include lines; code lives in ``snippets/``;
+* an include names a snippet file (and section) that exists; outside a fence, only
+  Markdown fragments are included;
+* prose carries no command in inline code;
+* relative links and their anchors resolve; every ``tests/test_x.py::name`` a page
+  cites is a real test;
+* every page exists in en, vi and zh; translations include the same snippets and
+  have the same heading anchors as the English page, and are stamped fresh;
+* every snippet is included by a page and exercised by a topic test;
+* every Python snippet passes ruff and runs (with pytest-examples).
+
+Per-snippet settings for the Python run live in ``PYTHON_SNIPPETS`` below, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_examples import CodeExample, EvalExample
+
+import pages
+from pages import LANGS, ROOT, SNIPPETS, TESTS, TRANSLATIONS
+
+ALL_PAGES = pages.all_pages()
+TOPICS = pages.topics()
+PAGE_IDS = [p.rel for p in ALL_PAGES]
+
+#: How each Python snippet is run, when it needs more than the default (imported as a module
+#: named ``snippet_<name>``, with its own folder on ``sys.path``). One place for all of them.
+PYTHON_SNIPPETS: dict[str, dict] = {}
+
+#: Snippet kinds that a topic test need not name: they are exercised by the site build and
+#: the browser test (diagrams render) rather than run.
+EXERCISED_BY_THE_SITE = {".mmd"}
+
+RUFF_RULES = ["E", "F", "W", "I", "UP", "B", "ASYNC"]
+
+
+def _fail(errors: list[str]) -> None:
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+# --------------------------------------------------------------------------- per page
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
+def test_fences_hold_only_includes(page: pages.Page) -> None:
+    errors = []
+    for start, info, body in page.fences():
+        code = [(no, ln) for no, ln in body if ln.strip() and not pages.INCLUDE_RE.match(ln)]
+        if code:
+            no, ln = code[0]
+            errors.append(
+                f"{page.at(no)}: inline code in a fence ({ln.strip()[:60]!r}); move it to a file "
+                f'under snippets/{page.topic}/ and write --8<-- "{page.topic}/<file>" instead'
+            )
+        elif not any(ln.strip() for _, ln in body):
+            errors.append(f"{page.at(start)}: empty fence")
+    _fail(errors)
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
+def test_includes_resolve(page: pages.Page) -> None:
+    errors = []
+    for inc in page.includes():
+        path = SNIPPETS / inc.file
+        if not path.is_file():
+            errors.append(f"{page.at(inc.line)}: missing snippet snippets/{inc.file}")
+            continue
+        if inc.section and inc.section not in pages.section_names(path):
+            errors.append(
+                f"{page.at(inc.line)}: snippets/{inc.file} has no section {inc.section!r} "
+                f"(sections: {sorted(pages.section_names(path)) or 'none'})"
+            )
+        if not inc.in_fence and path.suffix != ".md":
+            errors.append(
+                f"{page.at(inc.line)}: snippets/{inc.file} is included outside a fence; "
+                "only .md fragments may be (put code includes inside a ``` fence)"
+            )
+    _fail(errors)
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
+def test_no_command_in_inline_code(page: pages.Page) -> None:
+    errors = [
+        f"{page.at(no)}: command in inline code `{m['code'][:60]}`; make it a snippet and include it"
+        for no, line in page.prose_lines()
+        for m in pages.INLINE_COMMAND_RE.finditer(line)
+    ]
+    _fail(errors)
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
+def test_links_resolve(page: pages.Page) -> None:
+    errors = []
+    for no, target in page.links():
+        if re.match(r"^[a-z]+:", target) or target.startswith("/"):
+            continue  # external, or absolute (mkdocs --strict rejects those)
+        file, _, anchor = target.partition("#")
+        if file:
+            dest = (page.path.parent / file).resolve()
+            if not file.endswith(".md") or not dest.is_file():
+                errors.append(f"{page.at(no)}: broken link {target!r} (no page {file})")
+                continue
+            dest_page = pages.load(pages.page_path(pages.page_topic(dest), page.lang))
+        else:
+            dest_page = page
+        if anchor and anchor not in dest_page.anchors():
+            errors.append(f"{page.at(no)}: broken link {target!r}: {dest_page.rel} has no #{anchor}")
+    _fail(errors)
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
+def test_cited_tests_exist(page: pages.Page) -> None:
+    errors = []
+    for no, file, name in page.test_refs():
+        path = TESTS / file
+        if not path.is_file():
+            errors.append(f"{page.at(no)}: cites tests/{file}, which does not exist")
+        elif not re.search(rf"^\s*(async\s+)?def {name}\(", path.read_text("utf-8"), re.M):
+            errors.append(f"{page.at(no)}: cites tests/{file}::{name}, which is not a test there")
+    _fail(errors)
+
+
+# --------------------------------------------------------------------------- per topic
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_page_exists_in_every_language(topic: str) -> None:
+    missing = [str(pages.page_path(topic, lang).relative_to(ROOT)) for lang in LANGS]
+    missing = [m for m in missing if not (ROOT / m).is_file()]
+    _fail([f"{m}:1: missing page (every page exists in {', '.join(LANGS)})" for m in missing])
+
+
+@pytest.mark.parametrize("lang", TRANSLATIONS)
+@pytest.mark.parametrize("topic", TOPICS)
+def test_translation_matches_english(topic: str, lang: str) -> None:
+    en_path, tr_path = pages.page_path(topic, "en"), pages.page_path(topic, lang)
+    if not (en_path.is_file() and tr_path.is_file()):
+        pytest.fail(f"{tr_path.relative_to(ROOT)}: page pair incomplete; see test_page_exists", pytrace=False)
+    en, tr = pages.load(en_path), pages.load(tr_path)
+    errors = []
+
+    en_inc, tr_inc = [i.shared_name for i in en.includes()], [i.shared_name for i in tr.includes()]
+    if en_inc != tr_inc:
+        line = _first_difference_line(en.includes(), tr.includes())
+        errors.append(
+            f"{tr.at(line)}: includes differ from {en.rel}\n"
+            f"    {en.rel}: {en_inc}\n    {tr.rel}: {tr_inc}"
+        )
+    en_anchors, tr_anchors = en.anchors(), tr.anchors()
+    if en_anchors != tr_anchors:
+        line = next(
+            (h[0] for h, a in zip([h for h in tr.headings() if h[1] > 1], tr_anchors, strict=False)
+             if a not in en_anchors),
+            1,
+        )
+        errors.append(
+            f"{tr.at(line)}: heading anchors differ from {en.rel} (give every heading "
+            "an explicit {{ #id }} equal to the English one)\n"
+            f"    {en.rel}: {en_anchors}\n    {tr.rel}: {tr_anchors}"
+        )
+    untagged = [h for h in tr.headings() if h[1] > 1 and not h[3]]
+    if untagged:
+        errors.append(f"{tr.at(untagged[0][0])}: heading {untagged[0][2]!r} has no explicit {{ #id }}")
+
+    line, recorded = tr.source_hash()
+    current = pages.english_hash(topic)
+    if recorded is None:
+        errors.append(
+            f"{tr.at(1)}: no source_hash front matter; after translating run: "
+            f"python tests/pages.py stamp {tr.rel}"
+        )
+    elif recorded != current:
+        errors.append(
+            f"{tr.at(line)}: stale translation: {en.rel} changed since it was translated "
+            f"(source_hash {recorded}, English is now {current}). Update the translation, then run: "
+            f"python tests/pages.py stamp {tr.rel}"
+        )
+    _fail(errors)
+
+
+def _first_difference_line(a: list[pages.Include], b: list[pages.Include]) -> int:
+    for x, y in zip(a, b, strict=False):
+        if x.shared_name != y.shared_name:
+            return y.line
+    return b[min(len(a), len(b)) - 1].line if b and len(b) > len(a) else (b[-1].line if b else 1)
+
+
+@pytest.mark.parametrize("page", [p for p in ALL_PAGES if p.lang == "en"], ids=lambda p: p.rel)
+def test_english_headings_have_ids(page: pages.Page) -> None:
+    untagged = [h for h in page.headings() if h[1] > 1 and not h[3]]
+    _fail([f"{page.at(h[0])}: heading {h[2]!r} has no explicit {{ #id }}" for h in untagged])
+
+
+# --------------------------------------------------------------------------- snippets
+
+SNIPPET_FILES = pages.snippet_files()
+SNIPPET_IDS = [str(p.relative_to(SNIPPETS)) for p in SNIPPET_FILES]
+
+
+@pytest.mark.parametrize("path", SNIPPET_FILES, ids=SNIPPET_IDS)
+def test_snippet_is_included_by_a_page(path: Path) -> None:
+    name = str(path.relative_to(SNIPPETS))
+    shared = re.sub(r"\.(vi|zh)(\.\w+)$", r"\2", name)
+    included = {i.file for p in ALL_PAGES for i in p.includes()}
+    included |= {re.sub(r"\.(vi|zh)(\.\w+)$", r"\2", f) for f in included}
+    if name not in included and shared not in included:
+        pytest.fail(f"snippets/{name}:1: included by no page; include it or delete it", pytrace=False)
+
+
+@pytest.mark.parametrize("path", SNIPPET_FILES, ids=SNIPPET_IDS)
+def test_snippet_is_exercised_by_a_test(path: Path) -> None:
+    if path.suffix in EXERCISED_BY_THE_SITE:
+        return
+    name = str(path.relative_to(SNIPPETS))
+    for test in TESTS.glob("test_*.py"):
+        if test.name != "test_docs.py" and re.search(rf"[\"']{re.escape(name)}(:[\w-]+)?[\"']", test.read_text("utf-8")):
+            return
+    pytest.fail(
+        f"snippets/{name}:1: no test exercises this snippet; name it in tests/test_{path.parent.name}.py",
+        pytrace=False,
+    )
+
+
+@pytest.mark.parametrize("path", [p for p in SNIPPET_FILES if p.suffix == ".sh"],
+                         ids=lambda p: str(p.relative_to(SNIPPETS)))
+def test_shell_snippet_parses(path: Path) -> None:
+    import subprocess
+
+    r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=10)
+    if r.returncode:
+        pytest.fail(f"snippets/{path.relative_to(SNIPPETS)}: bash -n failed:\n{r.stderr}", pytrace=False)
+
+
+PY_SNIPPETS = [p for p in SNIPPET_FILES if p.suffix == ".py"]
+
+
+@pytest.mark.parametrize("path", PY_SNIPPETS, ids=[str(p.relative_to(SNIPPETS)) for p in PY_SNIPPETS])
+def test_python_snippet_lints_and_runs(path: Path, eval_example: EvalExample) -> None:
+    name = str(path.relative_to(SNIPPETS))
+    settings = PYTHON_SNIPPETS.get(name, {})
+    example = CodeExample.create(path.read_text("utf-8"), path=path.relative_to(ROOT))
+    eval_example.set_config(target_version="py312", ruff_line_length=100, ruff_select=RUFF_RULES)
+    eval_example.lint_ruff(example)
+    module_name = "snippet_" + re.sub(r"\W", "_", name[: -len(".py")])
+    folder = str(path.parent)
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        eval_example.run(
+            example,
+            module_globals={"__name__": module_name, "__file__": str(path), **settings.get("globals", {})},
+        )
+    finally:
+        sys.path.remove(folder)
+        for mod in set(sys.modules) - before:  # sibling modules a snippet imported
+            if getattr(sys.modules[mod], "__file__", "") and str(sys.modules[mod].__file__).startswith(folder):
+                del sys.modules[mod]
