@@ -523,3 +523,25 @@ def serving(
     finally:
         kill_group(server.proc.pid)
 
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def machine_description() -> dict[str, str]:
+    """What a measurement ran on, for pages that print absolute numbers."""
+    import platform
+
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
