@@ -545,3 +545,46 @@ def machine_description() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }
+
+
+# --------------------------------------------------------------------------- OS packages
+
+
+def ensure_debian_packages(binary: str, packages: list[str], timeout: float = 600) -> str:
+    """Return the path of ``binary``, installing Debian ``packages`` first if it is missing.
+
+    The README's test command must be the only command a fresh machine needs, so tools that
+    come from the OS (Chromium for the browser test, wrk for benchmarks) are installed here:
+    with apt-get as root, or ``sudo -n apt-get`` otherwise. Serialised with a lock file, so
+    parallel test processes do not run apt at once. Fails with a clear message if impossible.
+    """
+    import fcntl
+    import shutil
+
+    found = shutil.which(binary)
+    if found:
+        return found
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    with open("/tmp/handbook-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = shutil.which(binary)
+        if found:
+            return found
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (
+            [*sudo, "apt-get", "update", "-qq"],
+            [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        ):
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise HarnessError(f"cannot install {packages} for {binary!r}: {' '.join(cmd)}: {exc}") from None
+            if r.returncode != 0:
+                raise HarnessError(
+                    f"cannot install {packages} for {binary!r}: {' '.join(cmd)} exited {r.returncode}\n"
+                    + _indent("\n".join((r.stdout + r.stderr).splitlines()[-20:]))
+                )
+    found = shutil.which(binary)
+    if not found:
+        raise HarnessError(f"installed {packages}, but {binary!r} is still not on PATH")
+    return found
