@@ -29,10 +29,12 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -244,7 +246,7 @@ def run(
     ports = ports if ports is not None else (server.ports if server else {})
     command = rewrite(command_of(snip), ports)
     cwd = cwd or snip.folder
-    log_dir = log_dir or Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs"))
+    log_dir = log_dir or (server.log_path.parent if server else Path("/tmp/handbook-logs"))
     log_path = log_dir / f"cmd-{snip.path.stem}-{os.getpid()}-{time.monotonic_ns()}.log"
     if server is not None and "XDG_RUNTIME_DIR" in server.env:
         env = {"XDG_RUNTIME_DIR": server.env["XDG_RUNTIME_DIR"], **(env or {})}
@@ -447,6 +449,9 @@ class Server:
             rc = self.proc.wait(timeout=5)
             if expect_clean:
                 raise self.fail(f"did not exit within {timeout}s of {signal.Signals(sig).name}; killed")
+        runtime = self.env.get("XDG_RUNTIME_DIR", "")
+        if runtime.startswith("/tmp/hb-run-"):
+            shutil.rmtree(runtime, ignore_errors=True)
         if expect_clean and leftovers:
             raise self.fail(f"left processes behind after exiting: {leftovers}")
         if expect_clean and rc != 0:
@@ -492,9 +497,8 @@ def start(
     if "XDG_RUNTIME_DIR" not in env:
         # Gunicorn (25.1+) puts its control socket in $XDG_RUNTIME_DIR; one dir per server
         # keeps servers that run in parallel from taking over each other's socket.
-        runtime = log_path.with_suffix(".run")
-        runtime.mkdir(mode=0o700)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
+        # Short path under /tmp: a Unix socket path must fit in 108 bytes.
+        env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="hb-run-", dir="/tmp")
     proc = _spawn(command, cwd, base_env(env), log_path)
     return Server(snip, command, cwd, ports, log_path, proc, env, scheme=scheme, verify=verify)
 

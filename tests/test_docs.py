@@ -164,7 +164,7 @@ def test_translation_matches_english(topic: str, lang: str) -> None:
         )
         errors.append(
             f"{tr.at(line)}: heading anchors differ from {en.rel} (give every heading "
-            "an explicit {{ #id }} equal to the English one)\n"
+            "an explicit { #id } equal to the English one)\n"
             f"    {en.rel}: {en_anchors}\n    {tr.rel}: {tr_anchors}"
         )
     untagged = [h for h in tr.headings() if h[1] > 1 and not h[3]]
