@@ -310,11 +310,15 @@ class Server:
     scheme: str = "http"
     verify: str | bool = True
     stopped: bool = field(default=False)
+    #: The public port served when the command itself names none (it is in a config file).
+    public_port: int | None = None
 
     # ---- addressing
     @property
     def port(self) -> int:
         """The free port that replaced the page's first public port used by the command."""
+        if self.public_port is not None:
+            return self.ports[self.public_port]
         for public, private in self.ports.items():
             if re.search(rf"(?<!\d){private}(?!\d)", self.command):
                 return private
@@ -486,6 +490,7 @@ def start(
     ports: dict[int, int] | None = None,
     scheme: str = "http",
     verify: str | bool = True,
+    public_port: int | None = None,
 ) -> Server:
     """Start the server a command snippet shows, in its own process group. Not yet waited for."""
     snip = snippet(snip) if isinstance(snip, str) else snip
@@ -500,7 +505,8 @@ def start(
         # Short path under /tmp: a Unix socket path must fit in 108 bytes.
         env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="hb-run-", dir="/tmp")
     proc = _spawn(command, cwd, base_env(env), log_path)
-    return Server(snip, command, cwd, ports, log_path, proc, env, scheme=scheme, verify=verify)
+    return Server(snip, command, cwd, ports, log_path, proc, env, scheme=scheme, verify=verify,
+                  public_port=public_port)
 
 
 @contextlib.contextmanager

@@ -138,6 +138,16 @@ class Page:
     def anchors(self) -> list[str]:
         return [hid or slugify(text, "-") for _, level, text, hid in self.headings() if level > 1]
 
+    def fragment_anchors(self) -> list[str]:
+        """Ids that included Markdown fragments put on the page (``{ #id }``, ``id="..."``)."""
+        found = []
+        for inc in self.includes():
+            path = SNIPPETS / inc.file
+            if not inc.in_fence and path.suffix == ".md" and path.is_file():
+                text = path.read_text("utf-8")
+                found += re.findall(r"\{[^}\n]*#([\w-]+)[^}\n]*\}|id=\"([\w-]+)\"", text)
+        return [a or b for a, b in found]
+
     def title(self) -> str | None:
         for _, level, text, _ in self.headings():
             if level == 1:

@@ -17,9 +17,11 @@ Per-snippet settings for the Python run live in ``PYTHON_SNIPPETS`` below, and n
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from pytest_examples import CodeExample, EvalExample
@@ -33,7 +35,11 @@ PAGE_IDS = [p.rel for p in ALL_PAGES]
 
 #: How each Python snippet is run, when it needs more than the default (imported as a module
 #: named ``snippet_<name>``, with its own folder on ``sys.path``). One place for all of them.
-PYTHON_SNIPPETS: dict[str, dict] = {}
+#: Keys: "globals" (extra module globals), "env" (environment variables set while it runs).
+PYTHON_SNIPPETS: dict[str, dict] = {
+    # Importing locust monkey-patches the whole process with gevent unless told not to.
+    "load_testing/locustfile.py": {"env": {"LOCUST_SKIP_MONKEY_PATCH": "1"}},
+}
 
 #: Snippet kinds that a topic test need not name: they are exercised by the site build and
 #: the browser test (diagrams render) rather than run.
@@ -112,7 +118,7 @@ def test_links_resolve(page: pages.Page) -> None:
             dest_page = pages.load(pages.page_path(pages.page_topic(dest), page.lang))
         else:
             dest_page = page
-        if anchor and anchor not in dest_page.anchors():
+        if anchor and anchor not in dest_page.anchors() + dest_page.fragment_anchors():
             errors.append(f"{page.at(no)}: broken link {target!r}: {dest_page.rel} has no #{anchor}")
     _fail(errors)
 
@@ -255,10 +261,11 @@ def test_python_snippet_lints_and_runs(path: Path, eval_example: EvalExample) ->
     before = set(sys.modules)
     sys.path.insert(0, folder)
     try:
-        eval_example.run(
-            example,
-            module_globals={"__name__": module_name, "__file__": str(path), **settings.get("globals", {})},
-        )
+        with mock.patch.dict(os.environ, settings.get("env", {})):
+            eval_example.run(
+                example,
+                module_globals={"__name__": module_name, "__file__": str(path), **settings.get("globals", {})},
+            )
     finally:
         sys.path.remove(folder)
         for mod in set(sys.modules) - before:  # sibling modules a snippet imported

@@ -59,3 +59,139 @@ def test_page_is_built_with_versions_and_language_links(built_site: Path, topic:
             assert target in (expected, expected.parent), f"{path}: {other} link {href} -> {target}"
         else:
             assert href.rstrip("/").endswith(str(expected.parent.relative_to(built_site)).rstrip(".")), href
+
+
+# ------------------------------------------------------------------ the site a reader expects
+# (overrides/hooks/site_features.py; tests/test_browser.py checks the same in a real browser)
+
+import gzip  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import httpx  # noqa: E402
+
+import harness  # noqa: E402
+
+sys.path.insert(0, str(pages.ROOT / "overrides" / "hooks"))
+import site_features as site_hook  # noqa: E402  (overrides/hooks/site_features.py)
+
+PREFIX = {"en": "", "vi": "vi/", "zh": "zh/"}
+
+
+def test_search_index_segments_chinese_and_keeps_vietnamese_diacritics(built_site: Path) -> None:
+    """Material segments Chinese with jieba (U+200B between words); the separator splits on it."""
+    index = json.loads((built_site / "search" / "search_index.json").read_text("utf-8"))
+    separator = re.compile(index["config"]["separator"])
+    assert separator.search("\u200b") and separator.search(" ") and not separator.search("ế")
+    by_location = {d["location"]: d for d in index["docs"]}
+    zh = by_location["zh/glossary/#terms"]["text"]
+    # 监管 sits inside the run 由服务器的主进程启动和监管: only segmentation makes it a word.
+    assert "监管" in separator.split(zh), "jieba did not segment the Chinese glossary"
+    vi = separator.split(by_location["vi/glossary/#terms"]["text"])
+    assert "giám" in vi and "sát" in vi, "a Vietnamese word lost its diacritics or kept a '.'"
+    assert "thread" in vi, "punctuation stays glued to words: luồng (thread)"
+    langs = {loc.split("/")[0] if loc.startswith(("vi/", "zh/")) else "en" for loc in by_location}
+    assert langs == {"en", "vi", "zh"}, "the one index holds every language; the worker filters"
+
+
+def test_search_worker_is_narrowed_to_the_page_language(built_site: Path) -> None:
+    """Every page starts Material's worker through hb-search.js with its own language."""
+    worker = built_site / "assets" / "javascripts" / "workers" / "hb-search.js"
+    assert worker.is_file()
+    for lang, prefix in PREFIX.items():
+        html = (built_site / prefix / "quickstart" / "index.html").read_text("utf-8")
+        assert 'new URL("hb-search.js", worker)' in html
+        assert f'searchParams.set("lang", "{lang}")' in html, lang
+        assert json.dumps({code: p for code, p in PREFIX.items()}) in html
+
+
+def test_mermaid_is_served_from_the_site_and_pinned(built_site: Path) -> None:
+    """mermaid.min.js comes from the locked artoo-mermaid, byte-identical to npm mermaid@11.16.0."""
+    served = built_site / site_hook.MERMAID_DEST
+    assert hashlib.sha256(served.read_bytes()).hexdigest() == site_hook.MERMAID_SHA256
+    lock = (pages.ROOT / "uv.lock").read_text("utf-8")
+    dist, pinned = site_hook.MERMAID_DIST, site_hook.MERMAID_VERSION
+    assert re.search(rf'name = "{dist}"\nversion = "{pinned}"', lock), f"uv.lock: {dist} {pinned}"
+    assert f'"{dist}=={pinned}"' in (pages.ROOT / "pyproject.toml").read_text("utf-8")
+    assert (built_site / "assets" / "javascripts" / "mermaid.NOTICE.md").is_file()
+    with_diagram = built_site / "quickstart" / "index.html"
+    without = built_site / "index.html"
+    assert "mermaid.min.js" in with_diagram.read_text("utf-8")
+    assert "mermaid.min.js" not in without.read_text("utf-8"), "only diagram pages load Mermaid"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_each_language_has_its_404_page_and_sitemap(built_site: Path, lang: str) -> None:
+    prefix = PREFIX[lang]
+    html = (built_site / prefix / "404.html").read_text("utf-8")
+    assert f'<html lang="{lang}"' in html
+    assert 'id="not-found"' in html
+    parser = _Links()
+    parser.feed(html)
+    base = "/"  # site_url's path
+    assert parser.alternates == {code: base + p for code, p in PREFIX.items()}, "404 language links"
+    sitemap = (built_site / prefix / "sitemap.xml").read_text("utf-8")
+    locs = re.findall(r"<loc>([^<]+)</loc>", sitemap)
+    want = {f"{base}{prefix}{'' if t == 'index' else t + '/'}" for t in pages.topics()}
+    paths = {httpx.URL(u).path for u in locs}
+    if prefix:
+        assert paths == want, f"{prefix}sitemap.xml lists {sorted(paths ^ want)} wrongly"
+    else:
+        assert paths >= want and len(paths) == len(LANGS) * len(want), "sitemap.xml: every page"
+    gz = gzip.decompress((built_site / prefix / "sitemap.xml.gz").read_bytes())
+    assert gz.decode("utf-8") == sitemap
+
+
+def _without_venv(path: str) -> str:
+    venv_bin = str(Path(sys.executable).parent)
+    return os.pathsep.join(p for p in path.split(os.pathsep) if p and p != venv_bin)
+
+
+def test_readme_serve_command_serves_every_language(tmp_path: Path) -> None:
+    """The README's `mkdocs serve` command, on a free port: every language, the search index."""
+    readme = (pages.ROOT / "README.md").read_text("utf-8")
+    command = re.search(r"^(python3 .*mkdocs serve -a 127\.0\.0\.1:8000)$", readme, re.M)
+    assert command, "README.md: no `mkdocs serve -a 127.0.0.1:8000` command"
+    # Skip its `pip install uv` (the suite already runs under uv), keep the rest as written.
+    serve = command[1].split("&&")[-1].strip()
+    port = harness.free_port()
+    serve = harness.rewrite(serve, {8000: port})
+    env = harness.base_env()
+    env["PATH"] = _without_venv(env["PATH"])  # the README's python3, not the venv's
+    env.pop("VIRTUAL_ENV", None)
+    log = tmp_path / "mkdocs-serve.log"
+    proc = harness._spawn(serve, pages.ROOT, env, log)
+    base = f"http://{harness.HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(base + "/", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`{serve}` did not serve {base}/ (exit code {proc.poll()}):\n"
+                            + log.read_text("utf-8", errors="replace")[-3000:], pytrace=False)
+            time.sleep(0.5)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for lang, prefix in PREFIX.items():
+                r = client.get(f"/{prefix}")
+                assert r.status_code == 200, (lang, r.status_code)
+                assert f'<html lang="{lang}"' in r.text, lang
+            index = client.get("/search/search_index.json").json()
+            locations = [d["location"] for d in index["docs"]]
+            assert any(loc.startswith("vi/") for loc in locations)
+            assert any(loc.startswith("zh/") for loc in locations)
+            mermaid = client.get("/" + site_hook.MERMAID_DEST)
+            assert mermaid.status_code == 200
+            assert hashlib.sha256(mermaid.content).hexdigest() == site_hook.MERMAID_SHA256
+            missing = client.get("/no-such-page/")
+            assert missing.status_code == 404 and 'id="not-found"' in missing.text
+    finally:
+        leftovers = harness.kill_group(proc.pid)
+        proc.wait(timeout=10)
+    assert leftovers, "mkdocs serve had already exited"

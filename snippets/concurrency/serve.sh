@@ -1,0 +1,2 @@
+# one process, one event loop
+uvicorn main:app --host 0.0.0.0 --port 8000

@@ -1,0 +1,1 @@
+uvicorn threadpool:app --host 0.0.0.0 --port 8000

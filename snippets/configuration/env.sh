@@ -1,0 +1,2 @@
+export GUNICORN_CMD_ARGS="--worker-class=uvicorn_worker.UvicornWorker --workers=2 --bind=0.0.0.0:8000"
+gunicorn main:app

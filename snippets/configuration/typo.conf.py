@@ -1,0 +1,2 @@
+# A misspelt setting: Gunicorn knows "workers", not "worker".
+worker = 4

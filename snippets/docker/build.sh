@@ -1,0 +1,2 @@
+docker build -t fastapi-app .
+docker build -f Dockerfile.uvicorn -t fastapi-app:uvicorn .

@@ -1,0 +1,1 @@
+hadolint Dockerfile Dockerfile.uvicorn Dockerfile.asgi Dockerfile.k8s

@@ -1,0 +1,249 @@
+"""Find the worker count where throughput stops growing: one Locust run per worker count.
+
+Run it from this folder, in the virtual environment that has Gunicorn and Locust:
+
+    python sweep.py                      # 1 to 4 workers, 20 s each; rewrites sweep*.md
+    python sweep.py --quick --out DIR    # 1 and 2 workers, 2 s each, written to DIR
+
+Each run starts the command of serve.sh with --workers N, on 127.0.0.1 and a free port,
+waits until it answers, runs Locust headless against it (on this same machine), and stops
+the server: SIGTERM to its process group, SIGKILL if it is still there 30 s later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from importlib.metadata import version
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+COMMAND = "python sweep.py"  # the one command that regenerates sweep.md (and .vi.md, .zh.md)
+# --8<-- [start:settings]
+# serve.sh with the worker count varied, on loopback, and without Gunicorn's control socket
+# (a throwaway server needs none, and several in a row would reuse one path)
+SERVER = ("gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers {workers}"
+          " --bind 127.0.0.1:{port} --no-control-socket")
+USERS = 20  # simulated users, each sending its next request as soon as the last one returns
+SECONDS = 20  # per run (--quick: 2)
+WORKERS = (1, 2, 3, 4)  # (--quick: 1 and 2)
+# --8<-- [end:settings]
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_answers(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the server did not answer {url}")
+        time.sleep(0.2)
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def percentile(histogram: dict[int, int], fraction: float) -> int:
+    """The response time (ms, as Locust rounds it) below which `fraction` of requests fall."""
+    count, seen = sum(histogram.values()), 0
+    for ms in sorted(histogram):
+        seen += histogram[ms]
+        if seen >= fraction * count:
+            return ms
+    return 0
+
+
+def measure(workers: int, seconds: int, scratch: Path) -> dict[str, float]:
+    """One run: start the server with `workers` workers, load it, stop it, summarize."""
+    port = free_port()
+    log = (scratch / f"server-{workers}.log").open("wb")
+    argv = shlex.split(SERVER.format(workers=workers, port=port))
+    argv[0] = shutil.which(argv[0]) or str(Path(sys.executable).with_name(argv[0]))
+    server = subprocess.Popen(argv, cwd=HERE, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/", server)
+        while len(psutil.Process(server.pid).children()) < workers:
+            time.sleep(0.1)
+        time.sleep(1)  # let the last worker finish starting its app
+        group = [psutil.Process(server.pid), *psutil.Process(server.pid).children()]
+        locust = psutil.Popen(
+            [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless",
+             "--users", str(USERS), "--spawn-rate", str(USERS), "--run-time", f"{seconds}s",
+             "--host", f"http://127.0.0.1:{port}", "--json-file", str(scratch / f"run-{workers}"),
+             "--only-summary", "--exit-code-on-error", "1"],
+            cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples = []  # (wall clock, Locust CPU seconds, server CPU seconds), ten a second
+        while locust.poll() is None:
+            samples.append((time.time(), cpu_seconds([locust]), cpu_seconds(group)))
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+    entries = json.loads((scratch / f"run-{workers}.json").read_text())
+    if not entries or not samples:
+        raise SystemExit(f"{workers} workers: no request made (Locust exit {locust.returncode})")
+    histogram: dict[int, int] = {}
+    for entry in entries:
+        for ms, n in entry["response_times"].items():
+            histogram[int(float(ms))] = histogram.get(int(float(ms)), 0) + n
+    requests = sum(e["num_requests"] for e in entries)
+    start = min(e["start_time"] for e in entries)
+    end = max(e["last_request_timestamp"] for e in entries)
+    span = end - start
+    first = max([x for x in samples if x[0] <= start] or samples[:1])
+    last = min([x for x in samples if x[0] >= end] or samples[-1:])
+    return {
+        "workers": workers,
+        "rps": requests / span,
+        "median": percentile(histogram, 0.50),
+        "p95": percentile(histogram, 0.95),
+        "p99": percentile(histogram, 0.99),
+        "failures": sum(e["num_failures"] for e in entries),
+        "server_cores": (last[2] - first[2]) / (last[0] - first[0]),
+        "locust_cores": (last[1] - first[1]) / (last[0] - first[0]),
+        "seconds": span,
+        "exit_code": locust.returncode,
+    }
+
+
+#: The table's words in each language of the handbook (sweep.md, sweep.vi.md, sweep.zh.md).
+TEXT = {
+    "en": {
+        "intro": "Measured by `{command}` on {date}: {cpu}, {cores} cores, {memory}, {os}, "
+                 "Python {python}; Gunicorn {gunicorn} with uvicorn-worker {uw}, Locust {locust} "
+                 "with {users} users on the same machine, {seconds} s per run. Load average "
+                 "before the runs: {load}.",
+        "columns": ["workers", "requests/s", "median (ms)", "p95 (ms)", "p99 (ms)", "failures",
+                    "server CPU (cores)", "Locust CPU (cores)", "seconds measured"],
+        "workers": ("{k} worker", "{k} workers"),
+        "stopped": "Throughput stopped growing at **{n}**: going to {m} changed requests per "
+                   "second by {change}.",
+        "growing": "Throughput was still growing at {n}: try more.",
+    },
+    "vi": {
+        "intro": "Đo bằng `{command}` ngày {date}: {cpu}, {cores} nhân, {memory}, {os}, "
+                 "Python {python}; Gunicorn {gunicorn} với uvicorn-worker {uw}, Locust {locust} "
+                 "với {users} user chạy trên cùng máy, mỗi lần chạy {seconds} giây. Load "
+                 "average trước khi chạy: {load}.",
+        "columns": ["worker", "request/giây", "trung vị (ms)", "p95 (ms)", "p99 (ms)", "lỗi",
+                    "CPU server (nhân)", "CPU Locust (nhân)", "số giây đo được"],
+        "workers": ("{k} worker", "{k} worker"),
+        "stopped": "Thông lượng ngừng tăng ở **{n}**: lên {m} thì số request mỗi giây thay "
+                   "đổi {change}.",
+        "growing": "Thông lượng vẫn còn tăng ở {n}: hãy thử nhiều hơn.",
+    },
+    "zh": {
+        "intro": "由 `{command}` 于 {date} 测得：{cpu}，{cores} 核，{memory}，{os}，"
+                 "Python {python}；Gunicorn {gunicorn} 配合 uvicorn-worker {uw}，Locust {locust} "
+                 "在同一台机器上模拟 {users} 个用户，每轮 {seconds} 秒。运行前的负载均值："
+                 "{load}。",
+        "columns": ["工作进程数", "每秒请求数", "中位数 (ms)", "p95 (ms)", "p99 (ms)", "失败数",
+                    "服务器 CPU（核）", "Locust CPU（核）", "实测秒数"],
+        "workers": ("{k} 个工作进程", "{k} 个工作进程"),
+        "stopped": "吞吐量在 **{n}**时不再增长：增加到 {m} 后，每秒请求数变化 {change}。",
+        "growing": "到 {n} 时吞吐量仍在增长：请再多试几档。",
+    },
+}
+
+
+def report(rows: list[dict[str, float]], seconds: int, load: float, lang: str = "en") -> str:
+    words, m = TEXT[lang], machine()
+    intro = words["intro"].format(
+        command=COMMAND, date=datetime.date.today().isoformat(), **m, gunicorn=version("gunicorn"),
+        uw=version("uvicorn-worker"), locust=version("locust"), users=USERS, seconds=seconds,
+        load=f"{load:.1f}")
+    lines = [intro, "", "| " + " | ".join(words["columns"]) + " |",
+             "|" + "---:|" * len(words["columns"])]
+    for r in rows:
+        lines.append(
+            f"| {r['workers']} | {r['rps']:.0f} | {r['median']} | {r['p95']} | {r['p99']} "
+            f"| {r['failures']} | {r['server_cores']:.2f} | {r['locust_cores']:.2f} "
+            f"| {r['seconds']:.1f} |"
+        )
+    lines += ["", conclusion(rows, words)]
+    return "\n".join(lines) + "\n"
+
+
+def conclusion(rows: list[dict[str, float]], words: dict) -> str:
+    """Where throughput stopped growing: the first count whose next one adds under 10 %."""
+    def count(k: int) -> str:
+        return words["workers"][k > 1].format(k=k)
+
+    for row, after in zip(rows, rows[1:], strict=False):
+        if after["rps"] < 1.10 * row["rps"]:
+            change = f"{after['rps'] / row['rps'] - 1:+.0%}"
+            return words["stopped"].format(n=count(row["workers"]), m=count(after["workers"]),
+                                           change=change)
+    return words["growing"].format(n=count(rows[-1]["workers"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 and 2 workers, 2 s each")
+    parser.add_argument("--out", type=Path, default=HERE, help="where sweep.md goes")
+    args = parser.parse_args()
+    seconds, counts = (2, WORKERS[:2]) if args.quick else (SECONDS, WORKERS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = [measure(n, seconds, Path(scratch)) for n in counts]
+    for lang in TEXT:
+        name = "sweep.md" if lang == "en" else f"sweep.{lang}.md"
+        (args.out / name).write_text(report(rows, seconds, load, lang))
+    print(report(rows, seconds, load))
+
+
+if __name__ == "__main__":
+    main()

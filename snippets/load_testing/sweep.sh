@@ -1,0 +1,1 @@
+python sweep.py

@@ -1,0 +1,21 @@
+"""The app a deploy replaces: VERSION stands for "the code that is running"."""
+
+import asyncio
+import os
+
+from fastapi import FastAPI
+
+VERSION = "1"
+
+app = FastAPI()
+
+
+@app.get("/")
+async def index() -> dict[str, str | int]:
+    return {"version": VERSION, "pid": os.getpid()}
+
+
+@app.get("/await/{seconds}")
+async def awaiting(seconds: float) -> dict[str, str | int]:
+    await asyncio.sleep(seconds)  # a request that is still in flight when a signal comes
+    return {"version": VERSION, "pid": os.getpid()}

@@ -1,0 +1,1 @@
+python measure_memory.py

@@ -1,0 +1,2 @@
+gunicorn app:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --bind 0.0.0.0:8000 \
+  --preload

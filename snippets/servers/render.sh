@@ -1,0 +1,1 @@
+python render_matrix.py

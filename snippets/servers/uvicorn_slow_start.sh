@@ -1,0 +1,1 @@
+STARTUP_SECONDS=8 uvicorn main:app --host 0.0.0.0 --port 8000 --workers 2

@@ -1,0 +1,331 @@
+"""docs/benchmarks.md: one command measures every server configuration with wrk.
+
+The page's orderings are checked twice: on a short run of the same script made now
+(``bench.py --quick``, about a second per measurement) and on the committed full results
+that the page shows. Only ratios and orderings within one run are asserted, with wide
+margins, because the suite runs on a small, busy machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import harness
+import pytest
+
+BENCH_DIR = harness.SNIPPETS / "benchmarks"
+BENCH = harness.snippet("benchmarks/bench.py")
+APP = harness.snippet("benchmarks/main.py")
+LUA = harness.snippet("benchmarks/report.lua")  # wrk's done() hook, run by every measurement
+RUN = harness.snippet("benchmarks/run.sh")
+CONFIGS = {  # bench.py key -> the command snippet it runs
+    "uvicorn-1": "benchmarks/uvicorn_1.sh",
+    "uvicorn-2": "benchmarks/uvicorn_2.sh",
+    "gunicorn-uvicorn-worker": "benchmarks/gunicorn_uvicorn_worker.sh",
+    "gunicorn-asgi": "benchmarks/gunicorn_asgi.sh",
+    "granian": "benchmarks/granian.sh",
+}
+# Written by bench.py from results.json; the page includes them.
+GENERATED = ("benchmarks/results.json", "benchmarks/results.md", "benchmarks/results.vi.md",
+             "benchmarks/results.zh.md")
+REGENERATE = "run `python bench.py` in snippets/benchmarks/ on a quiet machine"
+
+
+def load_bench():
+    """bench.py as a module (its top level only defines things), to reuse its renderer."""
+    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH.path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_bench()
+
+
+@pytest.fixture(scope="session")
+def wrk() -> str:
+    return harness.ensure_debian_packages("wrk", ["wrk"])
+
+
+@pytest.fixture
+def quick_run(tmp_path_factory: pytest.TempPathFactory, wrk: str) -> dict:
+    """``python bench.py --quick --out DIR``: the page's command in its short form, run once.
+
+    Once per test session, whichever test process asks first; the others wait for it on a
+    lock file (pytest-xdist's ``xdist_group`` does not group tests with pytest 9.2).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the session's test processes
+    saved = root / "bench-quick.json"
+    with (root / "bench-quick.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not saved.exists():
+            saved.write_text(json.dumps(run_quick(tmp_path_factory.mktemp("bench-quick"))))
+        run = json.loads(saved.read_text())
+    if "failure" in run:
+        pytest.fail(run["failure"], pytrace=False)
+    return {**run, "out": Path(run["out"])}
+
+
+def run_quick(out: Path) -> dict:
+    log = out / "bench.log"
+    with log.open("wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, BENCH.path.name, "--quick", "--out", str(out)], cwd=BENCH_DIR,
+            env=harness.base_env(), stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        rc = proc.wait(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # bench.py stops its server in a finally block
+        proc.wait(timeout=30)
+        rc = "still running after 240 s"
+    finally:
+        harness.kill_group(proc.pid)
+    if rc != 0:
+        return {"failure": f"{BENCH.rel} --quick: exit code {rc}\n{log.read_text()[-3000:]}"}
+    return {"data": json.loads((out / "results.json").read_text("utf-8")), "out": str(out)}
+
+
+def committed() -> dict:
+    return json.loads(harness.snippet("benchmarks/results.json").text)
+
+
+@pytest.fixture(params=["quick run", "committed results"])
+def results(request: pytest.FixtureRequest) -> dict:
+    """The same claim, checked on a run made now and on the numbers the page shows."""
+    if request.param == "quick run":
+        return request.getfixturevalue("quick_run")["data"]  # runs it once, on first use
+    return committed()
+
+
+def rps(data: dict, config: str, case: str) -> float:
+    return data["results"][config][case]["rps"]
+
+
+def where(data: dict) -> str:
+    return "quick run made now" if data["quick"] else f"committed results ({REGENERATE})"
+
+
+# --------------------------------------------------------------------------- the orderings
+
+
+def test_awaiting_beats_blocking_on_every_server(results: dict) -> None:
+    """Awaiting a 50 ms wait serves many times more requests than blocking for it in async def.
+
+    Theory: about the number of connections per worker (32x with one worker, 16x with two).
+    """
+    for config in results["results"]:
+        io, blocking = rps(results, config, "io"), rps(results, config, "blocking")
+        assert io >= 4 * blocking, f"{config}: /io {io} vs /blocking {blocking} ({where(results)})"
+
+
+def test_blocking_call_makes_every_request_wait_in_line(results: dict) -> None:
+    """With the event loop stopped, requests queue: mean latency many times the 50 ms wait.
+
+    Theory: connections / workers waits (32 with one worker); less in a short run.
+    """
+    wait = results["settings"]["wait_ms"]
+    for config, row in results["results"].items():
+        mean = row["blocking"]["mean_ms"]
+        assert mean >= 4 * wait, f"{config}: /blocking mean latency {mean} ms, wait {wait} ms"
+
+
+def test_latency_is_never_below_the_wait(results: dict) -> None:
+    """wrk times whole requests: no answer from the waiting endpoints beats the 50 ms wait."""
+    wait = results["settings"]["wait_ms"]
+    for config, row in results["results"].items():
+        for case in ("io", "threadpool", "blocking"):
+            assert row[case]["p50_ms"] >= wait, f"{config} {case}: p50 {row[case]['p50_ms']} ms"
+
+
+def test_two_workers_double_the_blocking_endpoint(results: dict) -> None:
+    """A blocked event loop serves one request per 50 ms; each extra worker adds another loop."""
+    one = rps(results, "uvicorn-1", "blocking")
+    for config in results["configs"]:
+        if config["workers"] == 2:
+            two = rps(results, config["key"], "blocking")
+            assert two >= 1.4 * one, f"{config['key']}: {two} req/s vs uvicorn ×1 {one} req/s"
+
+
+def test_plain_def_moves_the_blocking_call_off_the_event_loop(results: dict) -> None:
+    """The same time.sleep in a plain def runs in the thread pool: the loop keeps serving."""
+    for config in results["results"]:
+        pool, blocking = rps(results, config, "threadpool"), rps(results, config, "blocking")
+        assert pool >= 4 * blocking, f"{config}: /threadpool {pool} vs /blocking {blocking} req/s"
+
+
+def test_thread_pool_caps_plain_def_endpoints(results: dict) -> None:
+    """At 256 connections a def endpoint is capped by the thread pool: 40 calls per worker."""
+    s = results["settings"]
+    assert s["thread_pool"] == 40, "AnyIO's default thread pool changed size; update the page"
+    workers = {c["key"]: c["workers"] for c in results["configs"]}
+    for config, row in results["results"].items():
+        cap = s["thread_pool"] * workers[config] / (s["wait_ms"] / 1000)
+        assert row["threadpool-256"]["rps"] <= 1.1 * cap, f"{config}: above the pool's {cap} req/s"
+    queued = results["results"]["uvicorn-1"]["threadpool-256"]["p50_ms"]
+    assert queued >= 2 * s["wait_ms"], f"one worker, 256 connections: p50 {queued} ms, no queue?"
+
+
+def test_servers_differ_little_when_the_endpoint_waits() -> None:
+    """On the waiting endpoints the wait sets the pace, not the server: all within 1.5x.
+
+    Full run only: a one-second run on a busy machine is CPU-starved, and then it is.
+    """
+    results = committed()
+    two_workers = [c["key"] for c in results["configs"] if c["workers"] == 2]
+    for case, configs in (("io", list(results["results"])), ("blocking", two_workers)):
+        values = {config: rps(results, config, case) for config in configs}
+        assert max(values.values()) <= 1.5 * min(values.values()), f"{case}: {values}"
+
+
+def test_no_errors_on_endpoints_that_do_not_block(results: dict) -> None:
+    """Every request to the non-blocking cases got a 2xx answer: no error, no timeout."""
+    for config, row in results["results"].items():
+        for case, r in row.items():
+            if case != "blocking":
+                assert not any(r["errors"].values()), f"{config} {case}: {r['errors']}"
+
+
+def test_awaiting_scales_past_the_thread_pool() -> None:
+    """Full run only: at 256 connections, awaiting beats the capped def endpoint on one worker."""
+    data = committed()
+    io, pool = rps(data, "uvicorn-1", "io-256"), rps(data, "uvicorn-1", "threadpool-256")
+    assert io >= 1.5 * pool, f"uvicorn ×1: /io-256 {io} vs /threadpool-256 {pool} ({REGENERATE})"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_quick_run_writes_tables_and_charts(quick_run: dict) -> None:
+    """The short run writes the same kinds of files as the full one, from the same code."""
+    data, out = quick_run["data"], quick_run["out"]
+    expected = bench.outputs(data)
+    assert {p.name for p in out.iterdir()} - {"bench.log"} == set(expected)
+    for name, text in expected.items():
+        assert (out / name).read_text("utf-8") == text, name
+    assert data["quick"] and data["command"] == f"{RUN.text.strip()} --quick"
+    assert set(data["results"]) == set(CONFIGS)
+    md = (out / "results.md").read_text("utf-8")
+    for fact in (data["machine"]["cpu"], f"fastapi {version('fastapi')}", "python bench.py --quick",
+                 f"granian {version('granian')}", data["date"]):
+        assert fact in md, f"results.md does not name {fact!r}"
+    for name, text in expected.items():
+        if name.endswith(".mmd"):
+            check_chart(name, text)
+
+
+def check_chart(name: str, text: str) -> None:
+    """A Mermaid xychart-beta bar chart: one bar per label, on an axis from 0 past every bar."""
+    assert re.search(r"^xychart-beta horizontal$", text, re.M), name
+    labels = json.loads(re.search(r"^\s*x-axis (\[.*\])$", text, re.M)[1])
+    bars = json.loads(re.search(r"^\s*bar (\[.*\])$", text, re.M)[1])
+    assert len(labels) == len(bars) > 1 and all(isinstance(b, int) for b in bars), name
+    end = int(re.search(r'^\s*y-axis ".+" 0 --> (\d+)$', text, re.M)[1])
+    assert max(bars) < end, name
+
+
+def test_committed_results_are_current() -> None:
+    """results.* were written by the current bench.py, from a full run with today's versions."""
+    data = committed()
+    problems = []
+    if data["quick"] or data["command"] != RUN.text.strip():
+        problems.append(f"results.json comes from {data['command']!r}, not the full run")
+    for name, expected in bench.outputs(data).items():
+        path = BENCH_DIR / name
+        if not path.is_file() or path.read_text("utf-8") != expected:
+            problems.append(f"snippets/benchmarks/{name} differs from what bench.py renders")
+    on_disk = {p.name for pattern in ("results*", "chart-*") for p in BENCH_DIR.glob(pattern)}
+    problems += [f"snippets/benchmarks/{name}: not generated by bench.py"
+                 for name in sorted(on_disk - set(bench.outputs(data)))]
+    installed = {name: version(name) for name in data["versions"] if name not in ("python", "wrk")}
+    installed["python"] = sys.version.split()[0]
+    recorded = {k: v for k, v in data["versions"].items() if k != "wrk"}
+    if recorded != installed:
+        problems.append(f"measured with {recorded}, installed now {installed}")
+    commands = {c["key"]: c["command"] for c in data["configs"]}
+    current = {key: harness.command_of(harness.snippet(ref)) for key, ref in CONFIGS.items()}
+    if commands != current:
+        problems.append(f"measured commands {commands} differ from the snippets {current}")
+    if data["app_sha256"] != bench.app_sha256():
+        problems.append("snippets/benchmarks/main.py changed since the measurement")
+    planned = {c.key: {"path": c.path, "connections": c.connections} for c in bench.CASES}
+    if data["cases"] != planned:
+        problems.append("bench.py's cases changed since the measurement")
+    assert not problems, "\n".join(problems) + f"\nTo regenerate: {REGENERATE}."
+    assert set(GENERATED) <= {f"benchmarks/{n}" for n in bench.outputs(data)}
+
+
+# --------------------------------------------------------------------------- the servers
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIGS)
+def test_each_command_serves_every_endpoint_from_its_workers(config: str, log_dir: Path) -> None:
+    """Each configuration runs as many workers as its label says, on uvloop, logging no requests."""
+    expected = next(c.workers for c in bench.CONFIGS if c.key == config)
+    with harness.serving(CONFIGS[config], log_dir=log_dir, cwd=APP.folder) as server:
+        loops = wait_until_every_worker_answers(server, expected)
+        assert set(loops.values()) == {"uvloop"}, f"event loop of each worker: {loops}"
+        with server.client() as client:
+            for path in ("/", "/io", "/cpu", "/threadpool", "/blocking"):
+                r = client.get(path)
+                assert r.status_code == 200 and r.json()["pid"] in loops, (path, r.text)
+        assert len(server.workers()) == (expected if expected > 1 else 0)  # 1: no master
+        assert "GET /" not in server.log(), "a request was logged"
+        # Uvicorn without --workers re-raises the SIGTERM it handled once it has shut down
+        # gracefully (uvicorn/server.py), so it ends by that signal instead of with code 0.
+        rc = server.stop(expect_clean=False)
+        assert rc == (-signal.SIGTERM if config == "uvicorn-1" else 0), server.log()[-2000:]
+
+
+def wait_until_every_worker_answers(server: harness.Server, count: int,
+                                    timeout: float = 60) -> dict[int, str]:
+    """Every worker's PID and event loop, once each has answered GET / (new connections).
+
+    Works for every server here; Granian logs no PID when a worker is ready.
+    """
+    deadline = time.monotonic() + timeout
+    seen: dict[int, str] = {}
+    while True:
+        workers = {p.pid for p in server.workers()} or {server.main_process().pid}
+        if len(workers) == count and set(seen) >= workers:
+            return {pid: seen[pid] for pid in workers}
+        assert time.monotonic() < deadline, f"workers {workers}, answered from {set(seen)}"
+        with server.client() as client:
+            answer = client.get("/").json()
+        seen[answer["pid"]] = answer["loop"]
+        time.sleep(0.05)
+
+
+def test_bench_runs_each_command_as_the_harness_does() -> None:
+    """bench.py applies the harness's one rewrite (loopback, free port) and nothing else."""
+    for key, ref in CONFIGS.items():
+        config = next(c for c in bench.CONFIGS if c.key == key)
+        assert bench.command_of(config) == harness.command_of(harness.snippet(ref))
+        assert bench.local(bench.command_of(config), 12345) == harness.rewrite(
+            harness.command_of(harness.snippet(ref)), {8000: 12345})
+    assert bench.machine() == harness.machine_description()
+    assert [c.key for c in bench.CONFIGS] == list(CONFIGS)
+
+
+def test_requirements_pin_the_verified_versions() -> None:
+    """requirements.txt pins the versions the suite runs with."""
+    pins = dict(
+        re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
+        for line in harness.snippet("benchmarks/requirements.txt").text.splitlines()
+    )
+    assert pins == {name: version(name) for name in pins}
+    assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "granian"}

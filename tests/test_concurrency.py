@@ -1,0 +1,485 @@
+"""docs/concurrency.md: the event loop and your endpoint, measured against real servers.
+
+Timing assertions compare runs made in the same test against the same server, with generous
+margins: the machine has 2 cores and other test runs share it. Where physics gives a hard
+bound (five 0.6 s sleeps one after another cannot finish in less than 3 s) the test uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio.to_thread
+import harness
+import httpx
+import pytest
+
+sys.path.insert(0, str(harness.SNIPPETS / "concurrency"))
+import measure  # noqa: E402  (snippets/concurrency/measure.py: the page's measuring code)
+
+SNIPPETS = harness.SNIPPETS / "concurrency"
+
+
+
+#: The apps this page shows, and the commands on the page that serve them (tests start those).
+APPS = {
+    "concurrency/main.py": ["concurrency/serve.sh"],
+    "concurrency/threadpool.py": ["concurrency/serve_threadpool.sh",
+                                  "concurrency/serve_threadpool_4.sh"],
+    "concurrency/gather.py": ["concurrency/serve_gather.sh"],
+    "concurrency/tasks.py": ["concurrency/serve_tasks.sh", "concurrency/serve_tasks_gunicorn.sh",
+                             "concurrency/serve_tasks_asgi.sh"],
+    "concurrency/cpu.py": ["concurrency/serve_cpu.sh", "concurrency/serve_cpu_2_workers.sh"],
+    "concurrency/heavy.py": ["concurrency/serve_dirty.sh"],
+}
+
+
+def test_commands_serve_the_apps_shown() -> None:
+    for app, commands in APPS.items():
+        module = Path(app).stem
+        for command in commands:
+            assert re.search(rf"\b{module}:app\b", harness.snippet(command).text), command
+    assert "--dirty-app heavy:Burner" in harness.snippet("concurrency/serve_dirty.sh").text
+    # measure.py is imported above as `measure` and run by its command in the last test.
+    assert harness.snippet("concurrency/measure.sh").text.strip() == "python measure.py"
+    assert Path(measure.__file__) == harness.snippet("concurrency/measure.py").path
+
+
+def once(factory: pytest.TempPathFactory, name: str, compute):
+    """Compute a measurement once per test run and share it between xdist processes.
+
+    (pytest-xdist's ``xdist_group`` does not group with pytest 9.2: it renames
+    ``item._nodeid``, which pytest no longer reads. A lock file does the job.)"""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    result = root / f"{name}.pickle"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            result.write_bytes(pickle.dumps(compute(factory.mktemp(name))))
+        return pickle.loads(result.read_bytes())
+
+
+@contextlib.contextmanager
+def uvicorn_alone(ref: str, log_dir: Path, **kwargs) -> Iterator[harness.Server]:
+    """Serve a plain ``uvicorn`` command (one process) and check that it stops cleanly.
+
+    A single Uvicorn process handles SIGTERM gracefully and then re-raises the signal, so it
+    exits "killed by SIGTERM" (-15), not 0; its log says it finished.
+    """
+    with harness.serving(ref, log_dir=log_dir, expect_clean=False, **kwargs) as server:
+        yield server
+    rc = server.proc.returncode
+    assert rc in (0, -signal.SIGTERM), f"uvicorn exited with {rc}\n{server.log()[-2000:]}"
+    assert "Finished server process" in server.log()
+
+
+def load(server: harness.Server, path: str, requests: int, concurrency: int | None = None,
+         **kwargs) -> measure.Run:
+    return asyncio.run(measure.run(server.url(""), path, requests, concurrency or requests,
+                                   **kwargs))
+
+
+# --------------------------------------------------------------------------- the measurements
+
+IO_REQUESTS, IO_SECONDS = measure.TEST.io_requests, measure.TEST.io_seconds  # 8 x 0.6 s
+CPU = "concurrency/serve_cpu.sh"
+
+
+def as_run(data: dict) -> measure.Run:
+    data = dict(data, pids=set(data["pids"]),
+                cpu_by_process={int(pid): t for pid, t in data["cpu_by_process"].items()})
+    return measure.Run(**data)
+
+
+def run_measure_command(log_dir: Path) -> dict:
+    """The page's measure command, on the test scale: its table and its raw runs."""
+    out, raw = log_dir / "measured.md", log_dir / "measured.json"
+    result = harness.run("concurrency/measure.sh", env={
+        "MEASURE_SCALE": "test", "MEASURE_OUTPUT": str(out), "MEASURE_DATA": str(raw),
+        "HANDBOOK_LOG_DIR": str(log_dir),
+    }, timeout=280, log_dir=log_dir)
+    runs = json.loads(raw.read_text("utf-8"))
+    return {
+        "output": result.output,
+        "table": out.read_text("utf-8"),
+        "io": {path: as_run(r) for path, r in runs["io"].items()},
+        "cpu": {key: as_run(r) for key, r in runs["cpu"].items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One run of measure.sh per test session, shared by the tests that read it."""
+    return once(tmp_path_factory, "concurrency-measured", run_measure_command)
+
+
+# --------------------------------------------------------------------------- one event loop
+
+
+def test_await_lets_other_requests_run(measured: dict) -> None:
+    """Eight awaiting requests overlap: together they take far less than eight waits."""
+    awaiting, blocking = measured["io"]["/io/await"], measured["io"]["/io/blocking"]
+    assert awaiting.wall * 2.5 <= blocking.wall, (awaiting.wall, blocking.wall)
+    # The event loop stayed free: /ping answered faster than one wait, nearly every time.
+    assert awaiting.ping and awaiting.ping_median * 4 < IO_SECONDS
+
+
+def test_blocking_call_in_async_def_stalls_the_worker(measured: dict) -> None:
+    """time.sleep in async def: the requests run one after another and /ping waits too."""
+    blocking = measured["io"]["/io/blocking"]
+    # One after another: never faster than the sum of the sleeps (a hard lower bound).
+    assert blocking.wall >= 0.95 * IO_REQUESTS * IO_SECONDS
+    # A /ping sent meanwhile waited for a sleeping request to give the loop back.
+    assert blocking.ping_max >= 0.5 * IO_SECONDS
+    assert blocking.ping_max >= 5 * measured["io"]["/io/await"].ping_median
+
+
+def test_def_endpoint_runs_in_the_thread_pool(measured: dict) -> None:
+    """The same time.sleep in a plain def endpoint does not block the event loop."""
+    in_threads, blocking = measured["io"]["/io/def"], measured["io"]["/io/blocking"]
+    assert in_threads.wall * 2.5 <= blocking.wall, (in_threads.wall, blocking.wall)
+    assert in_threads.ping_median * 4 < IO_SECONDS
+
+
+def test_ruff_flags_the_blocking_call() -> None:
+    """Ruff's ASYNC rules find time.sleep inside async def (main.py silences it on purpose)."""
+    source = (SNIPPETS / "main.py").read_text("utf-8")
+    unsilenced = re.sub(r"\s*# noqa: ASYNC251.*", "", source)
+    assert unsilenced != source
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run(
+        [ruff, "check", "--select", "ASYNC", "--output-format", "concise", "--stdin-filename",
+         "main.py", "-"], input=unsilenced, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "ASYNC251" in result.stdout and result.stdout.count("ASYNC") == 1, result.stdout
+
+
+# --------------------------------------------------------------------------- thread pool
+
+
+def test_default_thread_limiter_has_40_tokens(log_dir: Path) -> None:
+    """FastAPI runs def endpoints through AnyIO's default limiter: 40 tokens per event loop."""
+    with uvicorn_alone("concurrency/serve_threadpool.sh", log_dir) as server:
+        assert server.get("/threadpool").json() == {"total_tokens": 40, "borrowed_tokens": 0}
+
+
+def test_limiter_lives_in_the_event_loop() -> None:
+    """Outside a running event loop there is no limiter to change (so: set it in lifespan)."""
+    with pytest.raises(RuntimeError):
+        anyio.to_thread.current_default_thread_limiter()
+
+
+@pytest.fixture(scope="module")
+def four_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Server]:
+    with uvicorn_alone("concurrency/serve_threadpool_4.sh", tmp_path_factory.mktemp("tp")) as s:
+        yield s
+
+
+def test_lifespan_resizes_the_thread_limiter(four_tokens: harness.Server) -> None:
+    assert four_tokens.get("/threadpool").json()["total_tokens"] == 4
+
+
+def test_requests_past_the_limit_wait_for_a_thread(four_tokens: harness.Server) -> None:
+    """With 4 tokens, 4 sleeping def requests run at once; a 5th waits for a free token."""
+    fits = load(four_tokens, "/sync?seconds=1", 4, ping_path=None)
+    one_more = load(four_tokens, "/sync?seconds=1", 5, ping_path=None)
+    assert max(one_more.latencies) >= 1.9  # waited a whole sleep, then slept: a hard bound
+    assert max(one_more.latencies) >= 1.5 * max(fits.latencies)
+    # Only one request had to wait.
+    assert sorted(one_more.latencies)[3] * 1.5 <= max(one_more.latencies)
+
+
+def test_asyncio_to_thread_uses_another_pool(four_tokens: harness.Server) -> None:
+    """asyncio.to_thread ignores AnyIO's limiter: it uses the loop's default executor,
+    min(32, CPUs + 4) threads (6 on a 2-core machine)."""
+    size = min(32, (os.cpu_count() or 1) + 4)
+    assert size > 4
+    fits = load(four_tokens, "/to-thread?seconds=1", size, ping_path=None)
+    limited = load(four_tokens, "/sync?seconds=1", size, ping_path=None)
+    one_more = load(four_tokens, "/to-thread?seconds=1", size + 1, ping_path=None)
+    assert max(limited.latencies) >= 1.5 * max(fits.latencies)  # def: only 4 at a time
+    assert max(one_more.latencies) >= 1.5 * max(fits.latencies)  # the executor is full too
+
+
+# --------------------------------------------------------------------------- gather
+
+
+@pytest.fixture(scope="module")
+def gather_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Server]:
+    with uvicorn_alone("concurrency/serve_gather.sh", tmp_path_factory.mktemp("gather")) as s:
+        yield s
+
+
+def timed_get(server: harness.Server, path: str) -> tuple[httpx.Response, float]:
+    start = time.perf_counter()
+    response = server.get(path)
+    return response, time.perf_counter() - start
+
+
+def wait_until(condition, timeout: float = 10, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
+def test_gather_runs_independent_calls_at_once(gather_server: harness.Server) -> None:
+    sequential, t_seq = timed_get(gather_server, "/sequential?seconds=1")
+    gathered, t_gather = timed_get(gather_server, "/gather?seconds=1")
+    assert sequential.json() == gathered.json() == ["a", "b", "c"]  # results keep their order
+    assert t_seq >= 3  # three waits in a row: a hard lower bound
+    assert t_gather * 2 <= t_seq, (t_gather, t_seq)
+
+
+def test_gather_failure_leaves_the_other_calls_running(gather_server: harness.Server) -> None:
+    """Without return_exceptions the first error is raised at once, but the slower call is
+    not cancelled: it runs to the end after the request has already failed."""
+    response = gather_server.get("/gather-failing?seconds=1")
+    assert response.status_code == 500
+    assert "gather-slow" not in gather_server.get("/finished").json()
+    assert wait_until(lambda: "gather-slow" in gather_server.get("/finished").json())
+
+
+def test_return_exceptions_returns_errors_as_results(gather_server: harness.Server) -> None:
+    response = gather_server.get("/gather-failing?seconds=0.4&return_exceptions=true")
+    assert response.status_code == 200
+    assert response.json() == ["error: gather-fails failed", "gather-slow"]
+
+
+def test_taskgroup_cancels_the_other_calls(gather_server: harness.Server) -> None:
+    response, took = timed_get(gather_server, "/taskgroup-failing?seconds=1")
+    assert response.status_code == 500
+    time.sleep(max(0.0, 1.5 - took))  # the slow call would have finished by now
+    assert "taskgroup-slow" not in gather_server.get("/finished").json()
+
+
+# --------------------------------------------------------------------------- after the response
+
+TASK_SERVERS = {
+    "uvicorn": "concurrency/serve_tasks.sh",
+    "gunicorn+uvicorn-worker": "concurrency/serve_tasks_gunicorn.sh",
+    "gunicorn-asgi": "concurrency/serve_tasks_asgi.sh",
+}
+
+
+def post_then_stop(command: str, endpoint: str, log_dir: Path) -> tuple[bool, bool, str]:
+    """POST one event, SIGTERM the server right after the 202, and report
+    (published before the response?, published by the time the server had exited?, log)."""
+    outbox = log_dir / "outbox"
+    server = harness.start(command, log_dir=log_dir, env={"OUTBOX_DIR": str(outbox)})
+    marker = outbox / "7.published"
+    try:
+        server.wait_ready("/docs")
+        if "gunicorn" in command:
+            server.wait_for_workers(1)
+        with server.client() as client:
+            response = client.post(f"/events/7/{endpoint}")
+        assert response.status_code == 202 and response.json() == {"accepted": 7}
+        before = marker.exists()
+        rc = server.stop(timeout=30, expect_clean=False)
+        assert rc in (0, -signal.SIGTERM), f"exit code {rc}\n{server.log()[-2000:]}"
+        assert not server.processes(), "the server left processes behind"
+    finally:
+        harness.kill_group(server.proc.pid)
+    return before, marker.exists(), server.log()
+
+
+TWO_SERVERS = {k: TASK_SERVERS[k] for k in ("uvicorn", "gunicorn-asgi")}
+
+
+@pytest.mark.parametrize("command", TWO_SERVERS.values(), ids=TWO_SERVERS.keys())
+def test_fire_and_forget_task_is_lost_at_shutdown(command: str, log_dir: Path) -> None:
+    before, after, _ = post_then_stop(command, "forget", log_dir)
+    assert not before and not after
+
+
+@pytest.mark.parametrize("command", TWO_SERVERS.values(), ids=TWO_SERVERS.keys())
+def test_kept_task_is_awaited_at_shutdown(command: str, log_dir: Path) -> None:
+    before, after, _ = post_then_stop(command, "kept", log_dir)
+    assert not before and after
+
+
+@pytest.mark.parametrize("command", [TASK_SERVERS["uvicorn"],
+                                     TASK_SERVERS["gunicorn+uvicorn-worker"]],
+                         ids=["uvicorn", "gunicorn+uvicorn-worker"])
+def test_background_tasks_finish_before_uvicorn_exits(command: str, log_dir: Path) -> None:
+    before, after, log = post_then_stop(command, "background", log_dir)
+    assert not before and after
+    assert "Waiting for background tasks to complete" in log
+
+
+def test_background_tasks_are_lost_by_gunicorn_asgi_worker(log_dir: Path) -> None:
+    """Gunicorn's own asgi worker waits for open connections, not for the request's task:
+    once the client has its 202 and has closed the connection, SIGTERM cancels the work."""
+    before, after, _ = post_then_stop(TASK_SERVERS["gunicorn-asgi"], "background", log_dir)
+    assert not before and not after
+
+
+# --------------------------------------------------------------------------- CPU-bound work
+# Each variant got the same requests (6, 3 at a time, burn(1_000_000)) with /ping sampled
+# meanwhile. Processes compute in parallel only when cores are free, and other test runs share
+# this machine, so these tests check where the work runs and how the loop answers; the
+# requests per second are in the committed table only.
+
+CPU_N = measure.TEST.cpu_n
+
+
+def own_cpu(run: measure.Run) -> float:
+    """CPU seconds used by the worker processes that answered, not by their helpers."""
+    return sum(t for pid, t in run.cpu_by_process.items() if pid in run.pids)
+
+
+def test_cpu_work_inline_stalls_the_event_loop(measured: dict) -> None:
+    """Inline CPU work holds the loop: /ping waits for whole computations."""
+    inline = measured["cpu"][f"{CPU} /cpu/inline"]
+    assert inline.ping_median >= 2 * measured["cpu"][f"{CPU} /cpu/to-thread"].ping_median
+    assert inline.ping_median >= 4 * measured["cpu"][f"{CPU} /cpu/process"].ping_median
+
+
+def test_to_thread_keeps_the_loop_answering_but_adds_no_cpu(measured: dict) -> None:
+    """In a thread the loop still answers /ping, but the GIL caps the process at one core."""
+    inline = measured["cpu"][f"{CPU} /cpu/inline"]
+    for variant in ("/cpu/to-thread", "/cpu/def"):
+        run = measured["cpu"][f"{CPU} {variant}"]
+        assert run.ping_median * 2 <= inline.ping_median, variant
+        assert run.cores_used <= 1.15, (variant, run.cores_used)
+        assert own_cpu(run) >= 0.9 * run.cpu_seconds  # all of it inside the one worker
+    assert inline.cores_used <= 1.15
+
+
+def test_process_pool_moves_the_work_out_of_the_worker(measured: dict) -> None:
+    """With a process pool the computing happens in other processes, each with its own GIL:
+    the worker's own CPU time is a small part of the total and /ping answers fastest."""
+    run = measured["cpu"][f"{CPU} /cpu/process"]
+    helpers = {pid: t for pid, t in run.cpu_by_process.items() if pid not in run.pids}
+    assert sum(1 for t in helpers.values() if t > 0.05) >= 2, helpers  # two pool processes
+    assert own_cpu(run) <= 0.25 * run.cpu_seconds
+    assert run.ping_median * 2 <= measured["cpu"][f"{CPU} /cpu/to-thread"].ping_median
+
+
+def test_two_workers_compute_in_two_processes(measured: dict) -> None:
+    """With two workers, inline CPU work runs in two processes (two GILs), both of them busy."""
+    run = measured["cpu"]["concurrency/serve_cpu_2_workers.sh /cpu/inline"]
+    assert len(run.pids) == 2, "both workers answered"
+    assert all(run.cpu_by_process[pid] > 0.05 for pid in run.pids), run.cpu_by_process
+
+
+# --------------------------------------------------------------------------- dirty workers
+
+
+def start_dirty(log_dir: Path, env: dict[str, str] | None = None) -> harness.Server:
+    """serve_dirty.sh, waited for: one HTTP worker and two dirty workers ready.
+
+    The harness counts the master's children as workers, and the dirty arbiter is one of
+    them, so this waits on the log instead."""
+    server = harness.start("concurrency/serve_dirty.sh", log_dir=log_dir, env=env)
+    server.wait_ready("/ping")
+    server.wait_for_log(r"Dirty worker \d+ listening(.|\n)*Dirty worker \d+ listening")
+    return server
+
+
+def test_dirty_workers_run_cpu_work_beside_the_http_worker(log_dir: Path, measured) -> None:
+    """The dirty workers are the dirty arbiter's children and compute what the HTTP worker
+    asks; under load (measure.sh's run) the HTTP worker's /ping kept answering."""
+    busy = measured["cpu"]["concurrency/serve_dirty.sh /cpu/dirty"]
+    assert len(busy.pids) == 1  # one HTTP worker answered everything
+    assert busy.ping_median * 3 <= sorted(busy.latencies)[len(busy.latencies) // 2]
+    assert sum(1 for pid, t in busy.cpu_by_process.items()
+               if pid not in busy.pids and t > 0.05) >= 2  # two dirty workers computed
+    server = start_dirty(log_dir)
+    try:
+        master = server.main_process()
+        arbiter = int(re.search(r"Spawned dirty arbiter \(pid: (\d+)\)", server.log())[1])
+        dirty = {p.pid for p in master.children(recursive=True) if p.ppid() == arbiter}
+        assert len(dirty) == 2
+        http_workers = {p.pid for p in master.children()} - {arbiter}
+        answer = server.get("/cpu/dirty?n=1000").json()
+        assert answer["result"] == sum(i * i for i in range(1000))
+        assert answer["pid"] in http_workers and answer["dirty_pid"] in dirty
+    finally:
+        server.stop(timeout=2, expect_clean=False)
+        harness.kill_group(server.proc.pid)
+
+
+def test_dirty_client_per_context_leaks_a_connection_per_request(log_dir: Path) -> None:
+    """get_dirty_client_async() keeps its client in a context variable; FastAPI runs each
+    request in a fresh context, so each request leaves one more socket open. A client per
+    request in ``async with`` (as heavy.py does) closes it."""
+    server = start_dirty(log_dir)
+    try:
+        arbiter = int(re.search(r"Spawned dirty arbiter \(pid: (\d+)\)", server.log())[1])
+        (worker,) = [p for p in server.main_process().children() if p.pid != arbiter]
+        with server.client() as client:
+            opened = {}
+            for path in ("/cpu/dirty?n=10", "/cpu/dirty-context-client?n=10"):
+                before = worker.num_fds()
+                for _ in range(30):
+                    client.get(path).raise_for_status()
+                opened[path] = worker.num_fds() - before
+        assert opened["/cpu/dirty?n=10"] <= 3, opened
+        assert opened["/cpu/dirty-context-client?n=10"] >= 25, opened
+    finally:
+        server.stop(timeout=2, expect_clean=False)
+        harness.kill_group(server.proc.pid)
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["idle", "after-one-call"])
+def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> None:
+    """Gunicorn 27.0.1 on Python 3.12: once a dirty worker has served a call, SIGTERM waits
+    the whole --graceful-timeout, after which the master kills the dirty arbiter.
+
+    The test shortens the graceful timeout to 6 s (the default is 30 s) through
+    GUNICORN_CMD_ARGS, which the harness otherwise removes from the environment."""
+    server = start_dirty(log_dir, env={"GUNICORN_CMD_ARGS": "--graceful-timeout 6"})
+    try:
+        if used:
+            assert server.get("/cpu/dirty?n=10").status_code == 200
+        start = time.monotonic()
+        rc = server.stop(timeout=20, expect_clean=False)
+        took = time.monotonic() - start
+    finally:
+        harness.kill_group(server.proc.pid)
+    assert rc == 0
+    if used:
+        assert took >= 5.5, (took, server.log()[-1500:])  # the master waited it out
+    else:
+        assert took <= 4.5, (took, server.log()[-1500:])
+        assert re.search(r"Dirty arbiter \(pid:\d+\) exited", server.log())
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_measure_command_regenerates_the_table(measured: dict) -> None:
+    """The page's table comes from measure.sh; the test scale writes a complete table too
+    (the committed one is the full run)."""
+    text = measured["table"]
+    assert text in measured["output"]
+    for _, what in measure.IO_ROWS:
+        assert re.search(rf"^\| {re.escape(what)} \| [\d.]+ s \|", text, re.M), what
+    for _, _, what in measure.CPU_ROWS:
+        assert re.search(rf"^\| {re.escape(what)} \| [\d.]+ \| [\d.]+x \|", text, re.M), what
+    assert "Measured on" in text and "python measure.py" in text
+    committed = harness.snippet("concurrency/measured.md").text
+    for _, what in measure.IO_ROWS:
+        assert f"| {what} |" in committed
+    for _, _, what in measure.CPU_ROWS:
+        assert f"| {what} |" in committed
+    assert "10 requests at once, each waiting 1 s" in committed  # the full scale

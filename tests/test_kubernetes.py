@@ -1,0 +1,176 @@
+"""docs/kubernetes.md: the manifests validate strictly, and agree with the image and the real app.
+
+The image is snippets/docker/Dockerfile.k8s, built and run by the emulator in test_docker.py
+(no Docker engine and no cluster here). Each cross-check below can fail: it compares a value
+in a manifest with the Dockerfile, with the server command, or with the running server.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import signal
+import time
+from pathlib import Path
+
+import harness
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import all_versions
+from test_docker import image_group, image_of
+
+MANIFESTS = ("kubernetes/deployment.yaml", "kubernetes/service.yaml", "kubernetes/hpa.yaml",
+             "kubernetes/pdb.yaml")
+IMAGE = "docker/Dockerfile.k8s"
+#: The oldest Kubernetes release where every field used here is on by default (the preStop
+#: sleep action is beta, enabled by default, from 1.30), and the newest schema available.
+OLDEST, NEWEST = "1.30.0", kubernetes_validate.latest_version()
+
+
+def load(ref: str) -> dict:
+    return yaml.safe_load(harness.snippet(ref).text)
+
+
+def pod_spec() -> dict:
+    return load("kubernetes/deployment.yaml")["spec"]["template"]["spec"]
+
+
+def container() -> dict:
+    (only,) = pod_spec()["containers"]
+    return only
+
+
+def cmd_option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def test_validate_command_checks_every_manifest(log_dir: Path) -> None:
+    """The page's validate command passes, strictly, for all four manifests."""
+    snip = harness.snippet("kubernetes/validate.sh")
+    words = harness.command_of(snip).split()
+    assert "--strict" in words and words[words.index("--kubernetes-version") + 1] == OLDEST
+    assert {w for w in words if w.endswith(".yaml")} == {Path(m).name for m in MANIFESTS}
+    result = harness.run(snip, log_dir=log_dir)
+    assert result.output.count(" passed for resource ") == len(MANIFESTS), result.output
+
+
+@pytest.mark.parametrize("version", sorted(
+    {v for v in all_versions() if tuple(map(int, v.split("."))) >= (1, 30)}))
+@pytest.mark.parametrize("ref", MANIFESTS)
+def test_manifest_validates_strictly_on_every_release_from_1_30(ref: str, version: str) -> None:
+    kubernetes_validate.validate(load(ref), version, strict=True)
+
+
+def test_strict_validation_catches_an_old_release_and_a_typo() -> None:
+    """1.28 has no preStop sleep action; a misspelt field fails strict validation."""
+    deployment = load("kubernetes/deployment.yaml")
+    with pytest.raises(kubernetes_validate.ValidationError, match="'sleep' was unexpected"):
+        kubernetes_validate.validate(deployment, "1.28.0", strict=True)
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinessProbes"):
+        kubernetes_validate.validate(typo, NEWEST, strict=True)
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+
+@image_group(IMAGE)
+def test_ports_agree_between_manifests_dockerfile_and_command() -> None:
+    """containerPort == EXPOSE == uvicorn --port; the Service targets that port by name."""
+    image = image_of(IMAGE)
+    (port,) = container()["ports"]
+    assert [port["containerPort"]] == image.expose
+    assert int(cmd_option(image.cmd, "--port")) == port["containerPort"]
+    assert "command" not in container() and "args" not in container(), "the image's CMD runs"
+    (service_port,) = load("kubernetes/service.yaml")["spec"]["ports"]
+    assert service_port["targetPort"] == port["name"]
+
+
+def test_selectors_and_targets_match_the_pods() -> None:
+    """Service and PDB select the pod labels; the HPA scales this Deployment, which sets no
+    replica count of its own; a node drain can always evict one pod."""
+    deployment, hpa = load("kubernetes/deployment.yaml"), load("kubernetes/hpa.yaml")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert load("kubernetes/service.yaml")["spec"]["selector"].items() <= labels.items()
+    pdb = load("kubernetes/pdb.yaml")["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items()
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"], target["name"]) == (
+        deployment["apiVersion"], deployment["kind"], deployment["metadata"]["name"])
+    assert "replicas" not in deployment["spec"]
+    assert hpa["spec"]["minReplicas"] >= 2 and pdb["maxUnavailable"] >= 1
+    assert "minAvailable" not in pdb
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu" and "cpu" in container()["resources"]["requests"]
+
+
+@image_group(IMAGE)
+def test_grace_period_outlasts_prestop_and_graceful_timeout() -> None:
+    """terminationGracePeriodSeconds > preStop sleep + uvicorn --timeout-graceful-shutdown."""
+    graceful = int(cmd_option(image_of(IMAGE).cmd, "--timeout-graceful-shutdown"))
+    pre_stop = container()["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod_spec()["terminationGracePeriodSeconds"] > pre_stop + graceful
+
+
+@image_group(IMAGE)
+def test_security_context_matches_the_image_user() -> None:
+    """runAsUser/runAsGroup are the image's numeric USER; root is refused; /tmp is writable."""
+    image = image_of(IMAGE)
+    uid, gid, _ = image.uid_gid_home()
+    pod, ctr = pod_spec()["securityContext"], container()["securityContext"]
+    assert image.user == f"{uid}:{gid}", "a numeric USER lets the kubelet check runAsNonRoot"
+    assert (pod["runAsNonRoot"], pod["runAsUser"], pod["runAsGroup"]) == (True, uid, gid)
+    assert ctr["allowPrivilegeEscalation"] is False and ctr["capabilities"]["drop"] == ["ALL"]
+    assert ctr["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec()["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+@image_group(IMAGE)
+def test_probes_resources_and_shutdown_on_the_real_server(log_dir: Path) -> None:
+    """Run the image's CMD: every probe path answers 200 on the named port; the container
+    runs as many server processes as it requests CPUs; memory has room; SIGTERM ends it
+    well within the grace period."""
+    image = image_of(IMAGE)
+    ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    probes = {kind: container()[kind]["httpGet"]
+              for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    server = harness.start(image.cmd_snippet(), log_dir=log_dir, cwd=image.cwd)
+    try:
+        server.wait_ready("/healthz")
+        with server.client(timeout=5) as client:
+            for kind, probe in probes.items():
+                port = server.ports[ports[probe["port"]]]
+                answer = client.get(f"http://127.0.0.1:{port}{probe['path']}")
+                assert answer.status_code == 200, kind
+            assert client.get("/no-such-probe").status_code == 404  # the check can fail
+            for _ in range(50):
+                client.get("/")
+        main = server.main_process()
+        processes = [main, *main.children()]
+        assert len(processes) == 1, "one uvicorn process, no workers"
+        requests = container()["resources"]["requests"]
+        assert float(requests["cpu"]) == len(processes)
+        rss = sum(p.memory_info().rss for p in processes)
+        assert parse_quantity(requests["memory"]) >= 2 * rss, f"RSS {rss / 2**20:.0f} MiB"
+        assert container()["resources"]["limits"]["memory"] == requests["memory"]
+        start = time.monotonic()
+        main.send_signal(signal.SIGTERM)  # what the kubelet sends after preStop
+        assert server.proc.wait(timeout=30) == -signal.SIGTERM  # uvicorn re-raises it
+        assert time.monotonic() - start < int(cmd_option(image.cmd, "--timeout-graceful-shutdown"))
+        assert "Application shutdown complete" in server.log()
+    finally:
+        server.stop(expect_clean=False)
+
+
+def parse_quantity(value: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", value)
+    return int(m[1]) * units.get(m[2] or "", 1)

@@ -1,0 +1,140 @@
+"""docs/load_testing.md: the locustfile and the headless run, against a real server."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+
+FOLDER = harness.SNIPPETS / "load_testing"
+LOCUSTFILE = harness.snippet("load_testing/locustfile.py")
+
+
+@dataclass(frozen=True)
+class Inline(harness.Snippet):
+    """A command a test builds from a page's snippets (a variant, or a quicker run)."""
+
+    command: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.command
+
+
+def summary_totals(output: str) -> tuple[int, int]:
+    """Requests and failures of the last Aggregated line Locust printed (its final summary)."""
+    found = re.findall(r"^\s*Aggregated\s+(\d+)\s+(\d+)\(", output, re.M)
+    assert found, output[-3000:]
+    return int(found[-1][0]), int(found[-1][1])
+
+
+def csv_totals(path: Path) -> tuple[int, int]:
+    rows = {r["Name"]: r for r in csv.DictReader(path.open())}
+    return int(rows["Aggregated"]["Request Count"]), int(rows["Aggregated"]["Failure Count"])
+
+
+def sweep_module():
+    spec = importlib.util.spec_from_file_location("sweep", FOLDER / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_headless_run_makes_requests_and_none_fail(log_dir: Path) -> None:
+    """The page's Locust command, for a few seconds against serve.sh: requests, no failures;
+    the CSV never shows more than the printed summary (it is rewritten once a second)."""
+    work = log_dir / "run"
+    work.mkdir()
+    shutil.copy(LOCUSTFILE.path, work)
+    with harness.serving("load_testing/serve.sh", log_dir=log_dir) as server:
+        server.wait_for_workers(2)
+        result = harness.run("load_testing/run.sh", server=server, cwd=work, timeout=120,
+                             log_dir=log_dir)
+    requests, failures = summary_totals(result.output)
+    csv_requests, csv_failures = csv_totals(work / "results_stats.csv")
+    assert requests > 0 and failures == 0 and csv_failures == 0, result.output[-2000:]
+    assert 0 < csv_requests <= requests
+    counts = {r["Name"]: int(r["Request Count"])
+              for r in csv.DictReader((work / "results_stats.csv").open())}
+    assert 2 < counts["/"] / counts["/work"] < 4.5, counts  # task weights 3:1
+
+
+def test_failed_requests_fail_the_run(log_dir: Path) -> None:
+    """Against a port where nothing listens, every request fails and Locust exits 1."""
+    work = log_dir / "run"
+    work.mkdir()
+    shutil.copy(LOCUSTFILE.path, work)
+    result = harness.run("load_testing/run.sh", ports={8000: harness.free_port()}, cwd=work,
+                         timeout=120, check=False, log_dir=log_dir)
+    requests, failures = summary_totals(result.output)
+    assert result.returncode == 1 and requests == failures > 0
+
+
+def test_run_time_counts_from_the_start_of_the_run(log_dir: Path) -> None:
+    """After a slow start, a short run without the locustfile's clock hook ends before its
+    first request, and still exits 0; with the hook it lasts its --run-time."""
+    work = log_dir / "clock"
+    work.mkdir()
+    shutil.copy(LOCUSTFILE.path, work / "with_hook.py")
+    text = LOCUSTFILE.path.read_text()
+    hook = re.search(r"@events\.init\.add_listener\n.*?update_now\(\)\n", text, re.S)
+    assert hook, "the locustfile has the clock hook"
+    (work / "without_hook.py").write_text(text.replace(hook[0], ""))
+    for name in ("with_hook", "without_hook"):  # a start slowed by 2 s of work, as on a busy CI
+        (work / f"slow_{name}.py").write_text(
+            "import time\n\nend = time.perf_counter() + 2\nwhile time.perf_counter() < end:\n"
+            f"    pass\nfrom {name} import ApiUser  # noqa: E402, F401\n")
+    with harness.serving("load_testing/serve.sh", log_dir=log_dir) as server:
+        server.wait_for_workers(2)
+
+        def run(name: str) -> tuple[int, list[dict]]:
+            command = (f"locust -f slow_{name}.py --headless --users 5 --spawn-rate 5 "
+                       f"--run-time 4s --host http://127.0.0.1:8000 --json-file {name} "
+                       "--only-summary --exit-code-on-error 1")
+            result = harness.run(Inline("load_testing/run.sh", LOCUSTFILE.path, None, command),
+                                 server=server, cwd=work, timeout=120, check=False,
+                                 log_dir=log_dir)
+            return result.returncode, json.loads((work / f"{name}.json").read_text())
+
+        with ThreadPoolExecutor(2) as pool:
+            (rc_with, with_hook), (rc_without, without_hook) = pool.map(
+                run, ["with_hook", "without_hook"])
+    assert (rc_with, rc_without) == (0, 0)
+    assert sum(e["num_requests"] for e in without_hook) == 0
+    span = (max(e["last_request_timestamp"] for e in with_hook)
+            - min(e["start_time"] for e in with_hook))
+    assert span > 3, f"the run with the hook lasted {span:.1f} s of its 4 s"
+
+
+def test_sweep_finds_where_throughput_stops_growing(log_dir: Path) -> None:
+    """The sweep runs (quick: 1 and 2 workers) and writes a table that names the machine;
+    the table on the page came from the same script, for 1 to 4 workers."""
+    sweep = sweep_module()
+    assert harness.command_of(harness.snippet("load_testing/sweep.sh")) == sweep.COMMAND
+    served = harness.command_of(harness.snippet("load_testing/serve.sh"))
+    assert sweep.SERVER.format(workers=2, port=8000).replace("127.0.0.1", "0.0.0.0") == (
+        served + " --no-control-socket")
+    out = log_dir / "sweep"
+    harness.run(Inline("load_testing/sweep.sh", FOLDER / "sweep.sh", None,
+                       f"python sweep.py --quick --out {shlex.quote(str(out))}"),
+                cwd=FOLDER, timeout=240, log_dir=log_dir)
+    machine = harness.machine_description()
+    here = (f"{machine['cpu']}, {machine['cores']} cores, {machine['memory']}, {machine['os']}, "
+            f"Python {machine['python']};")
+    assert here in (out / "sweep.md").read_text()
+    for text, counts in (((out / "sweep.md").read_text(), [1, 2]),
+                         (harness.snippet("load_testing/sweep.md").text, list(sweep.WORKERS))):
+        assert re.match(rf"Measured by `{re.escape(sweep.COMMAND)}` on \d{{4}}-\d\d-\d\d: "
+                        r".+, \d+ cores, \d+ GiB, ", text), text[:300]
+        rows = [ln.split("|")[1:-1] for ln in text.splitlines() if re.match(r"\| \d", ln)]
+        assert [int(r[0]) for r in rows] == counts
+        assert all(float(r[1]) > 0 and int(r[5]) == 0 for r in rows), rows
+        assert re.search(r"^Throughput (stopped growing at|was still growing)", text, re.M)

@@ -1,0 +1,524 @@
+"""docs/restarts.md: signals, reloads, recycling and --preload, watched on real servers.
+
+A deploy is simulated by editing ``VERSION`` in a copy of ``snippets/restarts/main.py``; the
+server runs from that copy. Signals are sent by running the page's own ``signals.sh`` sections
+with ``MASTER_PID`` set to the master's PID.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import harness
+import httpx
+import psutil
+import pytest
+
+APP = harness.snippet("restarts/main.py")
+SERVE = "restarts/serve.sh"
+SIGNALS = "restarts/signals.sh"
+GUNICORNC = "restarts/gunicornc.sh"
+MAX_REQUESTS = "restarts/max_requests.sh"
+RELOAD = "restarts/reload.sh"
+PRELOAD = "restarts/preload.sh"
+harness.snippet("restarts/socket_at_import.py")  # served by preload.sh
+harness.snippet("restarts/socket_in_lifespan.py")
+GRACEFUL_TIMEOUT = 3  # --graceful-timeout in serve.sh
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A copy of snippets/restarts/ that a test may edit, as a deploy edits the code."""
+    folder = tmp_path / "app"
+    shutil.copytree(APP.folder, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def deploy(app_dir: Path, version: str) -> None:
+    main = app_dir / "main.py"
+    text, n = re.subn(r'^VERSION = "\d+"$', f'VERSION = "{version}"', main.read_text(), flags=re.M)
+    assert n == 1
+    main.write_text(text)
+
+
+def send(section: str, pid: int, log_dir: Path) -> None:
+    """Run the page's signal command for ``section`` against the process ``pid``."""
+    harness.run(f"{SIGNALS}:{section}", env={"MASTER_PID": str(pid)}, log_dir=log_dir)
+
+
+def fresh_get(server: harness.Server, path: str = "/", timeout: float = 30) -> dict:
+    """One request on a new connection (so requests spread over the workers)."""
+    with server.client(timeout=timeout, headers={"Connection": "close"}) as client:
+        r = client.get(path)
+    r.raise_for_status()
+    return r.json()
+
+
+def wait_for_new_workers(
+    server: harness.Server, old: set[int], count: int, timeout: float = 60
+) -> set[int]:
+    """Wait until ``count`` ready workers run and none of them is in ``old``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = {w.pid for w in server.workers()}
+        if len(pids) == count and not pids & old and pids <= server.ready_worker_pids():
+            return pids
+        assert time.monotonic() < deadline, f"old workers {old}, now {pids} after {timeout}s"
+        time.sleep(0.1)
+
+
+def timed_get(server: harness.Server, path: str) -> tuple[object, float]:
+    start = time.monotonic()
+    try:
+        outcome: object = (200, fresh_get(server, path))
+    except httpx.HTTPStatusError as exc:
+        outcome = (exc.response.status_code, exc.response.text)
+    except httpx.HTTPError as exc:
+        outcome = type(exc).__name__
+    return outcome, time.monotonic() - start
+
+
+def in_background(fn, *args) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def target() -> None:
+        box["result"] = fn(*args)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
+CUT = {"RemoteProtocolError", "ReadError"}  # the connection closed without a response
+
+
+# --------------------------------------------------------------------------- HUP
+
+
+@pytest.mark.parametrize("section", ["uvicorn-worker", "asgi", "uvicorn"])
+def test_hup_replaces_workers_and_loads_new_code(
+    section: str, app_dir: Path, log_dir: Path
+) -> None:
+    """HUP: new worker processes that import the code as it is now on disk."""
+    with harness.serving(f"{SERVE}:{section}", log_dir=log_dir, cwd=app_dir) as server:
+        old = {w.pid for w in server.wait_for_workers(2)}
+        assert fresh_get(server)["version"] == "1"
+        deploy(app_dir, "2")
+        send("hup", server.main_process().pid, log_dir)
+        new = wait_for_new_workers(server, old, 2)
+        answers = [fresh_get(server) for _ in range(6)]
+        assert {a["version"] for a in answers} == {"2"}
+        assert {a["pid"] for a in answers} <= new
+
+
+def test_uvicorn_hup_gives_up_on_a_slow_starting_app(log_dir: Path) -> None:
+    """uvicorn --workers waits --timeout-worker-healthcheck (5 s by default) for each new
+    worker to finish its startup; one that takes 7 s is killed and the reload abandoned."""
+    ref = f"{SERVE}:uvicorn-slow-start"
+    with harness.serving(ref, log_dir=log_dir, cwd=APP.folder, ready_timeout=90) as server:
+        old = {w.pid for w in server.wait_for_workers(2)}
+        send("hup", server.main_process().pid, log_dir)
+        server.wait_for_log(r"was not ready in time; keeping worker \[\d+\] and aborting", 60)
+        assert {w.pid for w in server.wait_for_workers(2)} == old
+        assert fresh_get(server)["pid"] in old
+
+
+def test_hup_with_preload_keeps_serving_the_old_code(app_dir: Path, log_dir: Path) -> None:
+    """With --preload the master imported the app once; HUP forks new workers from it, so
+    they are new processes running the old code."""
+    with harness.serving(f"{SERVE}:preload", log_dir=log_dir, cwd=app_dir) as server:
+        old = {w.pid for w in server.wait_for_workers(2)}
+        deploy(app_dir, "2")
+        send("hup", server.main_process().pid, log_dir)
+        new = wait_for_new_workers(server, old, 2)
+        answers = [fresh_get(server) for _ in range(6)]
+        assert {a["version"] for a in answers} == {"1"}, "still the code imported at start"
+        assert {a["pid"] for a in answers} <= new
+
+
+def test_gunicornc_shows_adds_removes_and_reloads_workers(log_dir: Path) -> None:
+    """The control socket does what TTIN, TTOU and HUP do, and reports the workers as JSON."""
+    with harness.serving(f"{SERVE}:uvicorn-worker", log_dir=log_dir, cwd=APP.folder) as server:
+        first = {w.pid for w in server.wait_for_workers(2)}
+
+        def shown() -> set[int]:
+            out = harness.run(f"{GUNICORNC}:show-workers", server=server, log_dir=log_dir).output
+            return {w["pid"] for w in json.loads(out)["workers"]}
+
+        assert shown() == first
+        harness.run(f"{GUNICORNC}:worker-add", server=server, log_dir=log_dir)
+        three = {w.pid for w in server.wait_for_workers(3)}
+        assert first < three and shown() == three
+        harness.run(f"{GUNICORNC}:worker-remove", server=server, log_dir=log_dir)
+        two = {w.pid for w in server.wait_for_workers(2)}
+        assert two < three
+        harness.run(f"{GUNICORNC}:reload", server=server, log_dir=log_dir)
+        new = wait_for_new_workers(server, two, 2)
+        deadline = time.monotonic() + 20
+        while shown() != new:  # the master forgets an old worker when it reaps it
+            assert time.monotonic() < deadline, (shown(), new)
+            time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- TTIN / TTOU
+
+
+@pytest.mark.parametrize("section", ["uvicorn-worker", "uvicorn"])
+def test_ttin_adds_and_ttou_removes_a_worker(section: str, log_dir: Path) -> None:
+    with harness.serving(f"{SERVE}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
+        two = {w.pid for w in server.wait_for_workers(2)}
+        master = server.main_process().pid
+        send("ttin", master, log_dir)
+        three = {w.pid for w in server.wait_for_workers(3)}
+        assert two < three, "one worker added, the others untouched"
+        send("ttou", master, log_dir)
+        back = {w.pid for w in server.wait_for_workers(2)}
+        assert back < three
+
+
+# --------------------------------------------------------------------------- TERM, INT, QUIT
+
+
+@pytest.mark.parametrize("section", ["uvicorn-worker", "asgi"])
+def test_term_finishes_short_requests_and_cuts_long_ones(section: str, log_dir: Path) -> None:
+    """TERM with --graceful-timeout 3: a 1 s request in flight finishes; an 8 s one is cut
+    when the graceful timeout runs out; the master then exits 0."""
+    with harness.serving(f"{SERVE}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
+        server.wait_for_workers(2)
+        short, s_box = in_background(timed_get, server, "/await/1")
+        long, l_box = in_background(timed_get, server, "/await/8")
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        send("term", server.main_process().pid, log_dir)
+        server.proc.wait(30)
+        exited_after = time.monotonic() - signalled
+        short.join(30)
+        long.join(30)
+        assert s_box["result"][0][0] == 200
+        outcome, elapsed = l_box["result"]
+        assert outcome in CUT, outcome
+        assert elapsed < 8 * 0.75
+        assert exited_after >= GRACEFUL_TIMEOUT * 0.9, "the master waited for the graceful timeout"
+        assert server.stop() == 0  # exit code 0, nothing left behind
+
+
+def test_uvicorn_term_waits_for_every_request(log_dir: Path) -> None:
+    """uvicorn --workers without --timeout-graceful-shutdown: TERM waits as long as the
+    longest request in flight takes."""
+    with harness.serving(f"{SERVE}:uvicorn", log_dir=log_dir, cwd=APP.folder) as server:
+        server.wait_for_workers(2)
+        request, box = in_background(timed_get, server, "/await/5")
+        time.sleep(0.3)
+        send("term", server.main_process().pid, log_dir)
+        request.join(30)
+        outcome, elapsed = box["result"]
+        assert outcome[0] == 200, outcome
+        assert elapsed >= 5 * 0.95
+        assert server.stop() == 0
+
+
+def test_uvicorn_supervisor_ignores_quit_usr2_winch_and_stops_on_int(log_dir: Path) -> None:
+    """uvicorn --workers has no handler for QUIT, USR2 or WINCH: nothing happens. INT is a
+    graceful stop, like TERM."""
+    with harness.serving(f"{SERVE}:uvicorn", log_dir=log_dir, cwd=APP.folder) as server:
+        before = {w.pid for w in server.wait_for_workers(2)}
+        parent = server.main_process().pid
+        for sig in ("quit", "usr2", "winch"):
+            send(sig, parent, log_dir)
+        time.sleep(1.5)  # the parent looks at its signals every half second
+        assert {w.pid for w in server.workers()} == before
+        assert fresh_get(server)["pid"] in before
+        request, box = in_background(timed_get, server, "/await/1")
+        time.sleep(0.3)
+        send("int", parent, log_dir)
+        server.proc.wait(30)
+        request.join(30)
+        assert box["result"][0][0] == 200, "the request in flight finished"
+        assert "Received SIGINT, exiting." in server.log()
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("sig", ["int", "quit"])
+def test_asgi_worker_quick_shutdown_cuts_requests(sig: str, log_dir: Path) -> None:
+    """INT or QUIT to the master: the asgi workers drop in-flight requests and exit at once."""
+    with harness.serving(f"{SERVE}:asgi", log_dir=log_dir, cwd=APP.folder) as server:
+        server.wait_for_workers(2)
+        request, box = in_background(timed_get, server, "/await/5")
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        send(sig, server.main_process().pid, log_dir)
+        server.proc.wait(30)
+        exited_after = time.monotonic() - signalled
+        request.join(30)
+        outcome, elapsed = box["result"]
+        assert outcome in CUT, outcome
+        assert elapsed < 5 / 2
+        assert exited_after < GRACEFUL_TIMEOUT, "it did not wait for the graceful timeout"
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("sig", ["int", "quit"])
+def test_uvicorn_worker_ignores_quick_shutdown(sig: str, log_dir: Path) -> None:
+    """INT or QUIT to the master, which relays SIGQUIT to the workers: uvicorn-worker only
+    marks itself not alive and keeps serving, so requests in flight finish and the master
+    SIGKILLs the workers when --graceful-timeout runs out."""
+    with harness.serving(f"{SERVE}:uvicorn-worker", log_dir=log_dir, cwd=APP.folder) as server:
+        workers = {w.pid for w in server.wait_for_workers(2)}
+        request, box = in_background(timed_get, server, "/await/1")
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        send(sig, server.main_process().pid, log_dir)
+        server.proc.wait(30)
+        exited_after = time.monotonic() - signalled
+        request.join(30)
+        assert box["result"][0][0] == 200
+        assert exited_after >= GRACEFUL_TIMEOUT * 0.9
+        for pid in workers:
+            assert f"Worker (pid:{pid}) was sent SIGKILL!" in server.log()
+        assert server.stop() == 0
+
+
+def test_asgi_worker_ignores_term_while_booting(log_dir: Path) -> None:
+    """TERM that reaches an asgi worker while it boots is lost: the worker goes on to serve
+    and the master waits the whole --graceful-timeout. A booted server stops much sooner."""
+
+    def stop_time(wait_until_booted: bool) -> tuple[float, str]:
+        server = harness.start(f"{SERVE}:asgi", log_dir=log_dir, cwd=APP.folder)
+        try:
+            if wait_until_booted:
+                server.wait_ready()
+                server.wait_for_workers(2)
+            else:
+                server.wait_for_log(r"Booting worker with pid")
+            signalled = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            server.proc.wait(30)
+            took = time.monotonic() - signalled
+            assert server.stop() == 0
+            return took, server.log()
+        finally:
+            harness.kill_group(server.proc.pid)
+
+    booting, booting_log = stop_time(wait_until_booted=False)
+    booted, booted_log = stop_time(wait_until_booted=True)
+    # A worker that handles TERM logs "Worker shutting down..."; the booting ones never do.
+    assert booted_log.count("Worker shutting down") == 2
+    assert "Worker shutting down" not in booting_log
+    assert booting >= GRACEFUL_TIMEOUT * 0.9, "the master waited the whole graceful timeout"
+    assert booted < booting, (booted, booting)
+
+
+# --------------------------------------------------------------------------- USR2
+
+
+def test_usr2_then_term_switches_masters_without_dropping_requests(
+    app_dir: Path, log_dir: Path
+) -> None:
+    """USR2 starts a second master (a fresh exec, so new code) beside the old one; WINCH is
+    ignored by a master that is not daemonized; TERM to the old master retires it. A client
+    that keeps sending requests throughout gets an answer every time."""
+    with harness.serving(f"{SERVE}:uvicorn-worker", log_dir=log_dir, cwd=app_dir) as server:
+        old_master = server.main_process()
+        old_workers = {w.pid for w in server.wait_for_workers(2)}
+        deploy(app_dir, "2")
+
+        answers: list[object] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            while not stop.is_set():
+                try:
+                    answers.append(fresh_get(server, timeout=10)["version"])
+                except httpx.HTTPError as exc:
+                    answers.append(f"{type(exc).__name__}: {exc}")
+                time.sleep(0.02)
+
+        client = threading.Thread(target=keep_asking, daemon=True)
+        client.start()
+        new_master = None
+        try:
+            start = len(server.log())
+            send("usr2", old_master.pid, log_dir)
+            new_pid = int(
+                server.wait_for_log(r"\[(\d+)\] \[INFO\] Starting gunicorn", start=start)[1]
+            )
+            new_master = psutil.Process(new_pid)
+            assert new_master.ppid() == old_master.pid
+            deadline = time.monotonic() + 40
+            while (
+                len([c for c in new_master.children() if c.pid in server.ready_worker_pids()]) < 2
+            ):
+                assert time.monotonic() < deadline, "the new master's workers did not get ready"
+                time.sleep(0.1)
+
+            send("winch", old_master.pid, log_dir)
+            time.sleep(1.5)  # a master loop round or more
+            assert {c.pid for c in old_master.children()} >= old_workers, "WINCH did nothing"
+
+            send("term", old_master.pid, log_dir)
+            server.proc.wait(30)
+            deadline = time.monotonic() + 20
+            while "Master has been promoted" not in server.log():
+                assert time.monotonic() < deadline, "the new master was not promoted"
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            client.join(20)
+        try:
+            failures = [a for a in answers if a not in ("1", "2")]
+            assert not failures, failures[:3]
+            assert answers[0] == "1" and answers[-1] == "2" and len(answers) > 20
+            assert fresh_get(server)["version"] == "2"
+        finally:
+            if new_master is not None:
+                new_master.send_signal(signal.SIGTERM)
+                new_master.wait(30)
+        assert server.stop() == 0
+
+
+# --------------------------------------------------------------------------- max-requests
+
+
+RECYCLED = {
+    "uvicorn-worker": r"Maximum request limit of \d+ exceeded",
+    "asgi": r"Autorestarting worker after current request",
+    "uvicorn": r"Maximum request limit of \d+ exceeded",
+}
+
+
+@pytest.mark.parametrize("section", RECYCLED)
+def test_max_requests_recycles_workers(section: str, log_dir: Path) -> None:
+    """--max-requests 4 with jitter 2: every worker is replaced after it has served at least
+    4 requests; 30 requests on 2 workers go through several generations of workers."""
+    with harness.serving(f"{MAX_REQUESTS}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
+        server.wait_for_workers(2)
+        served = Counter()
+        errors = []
+        for _ in range(40):  # 13 requests on 2 workers with limits of at most 6 force a restart
+            try:
+                served[fresh_get(server)["pid"]] += 1
+            except httpx.HTTPError as exc:
+                errors.append(repr(exc))
+            if len(served) >= 3:
+                break
+        assert len(served) >= 3, (served, errors)  # the 2 first workers and a replacement
+        log = server.log()
+        assert re.search(RECYCLED[section], log)
+        limits = {int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded", log)}
+        assert limits <= {4, 5, 6}, limits  # --max-requests 4 plus a jitter of 0 to 2
+
+
+def test_uvicorn_limit_max_requests_alone_stops_the_server(log_dir: Path) -> None:
+    """Without a supervisor (no --workers), reaching --limit-max-requests ends the server."""
+    with harness.serving(
+        f"{MAX_REQUESTS}:uvicorn-single", log_dir=log_dir, cwd=APP.folder, expect_clean=False
+    ) as server:
+        answered = 0
+        for _ in range(20):
+            try:
+                fresh_get(server, timeout=5)
+                answered += 1
+            except httpx.HTTPError:
+                break
+        server.proc.wait(20)
+        assert 4 <= 1 + answered < 20  # the harness's readiness check was request number 1
+        assert server.proc.returncode == 0
+        assert "Maximum request limit of 4 exceeded" in server.log()
+
+
+# --------------------------------------------------------------------------- --reload
+
+
+def wait_for_version(server: harness.Server, version: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = fresh_get(server, timeout=5)
+            if answer["version"] == version:
+                return answer
+        except httpx.HTTPError:
+            pass  # restarting
+        assert time.monotonic() < deadline, f"version {version} not served after {timeout}s"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("section", ["uvicorn", "gunicorn-asgi"])
+def test_reload_restarts_on_file_change(section: str, app_dir: Path, log_dir: Path) -> None:
+    """--reload watches the files: saving main.py restarts the server process with it."""
+    with harness.serving(f"{RELOAD}:{section}", log_dir=log_dir, cwd=app_dir) as server:
+        before = fresh_get(server)
+        assert before["version"] == "1"
+        deploy(app_dir, "2")
+        after = wait_for_version(server, "2")
+        assert after["pid"] != before["pid"]
+
+
+def test_gunicorn_reload_serves_a_half_saved_file_to_clients(app_dir: Path, log_dir: Path) -> None:
+    """With --reload (asgi worker), a syntax error on disk becomes every client's answer."""
+    with harness.serving(f"{RELOAD}:gunicorn-asgi", log_dir=log_dir, cwd=app_dir) as server:
+        assert fresh_get(server)["version"] == "1"
+        main = app_dir / "main.py"
+        main.write_text(main.read_text() + "\ndef half_saved(:\n")
+        deadline = time.monotonic() + 20
+        while True:
+            outcome, _ = timed_get(server, "/")
+            if isinstance(outcome, tuple) and outcome[0] == 500:
+                break
+            assert time.monotonic() < deadline, outcome
+            time.sleep(0.2)
+        assert outcome[1].startswith("Application error: invalid syntax (main.py, line"), outcome
+
+
+def test_gunicorn_reload_does_nothing_with_uvicorn_worker(app_dir: Path, log_dir: Path) -> None:
+    """Gunicorn's reloader notices the change, but uvicorn-worker never exits: old code stays."""
+    with harness.serving(
+        f"{RELOAD}:gunicorn-uvicorn-worker", log_dir=log_dir, cwd=app_dir
+    ) as server:
+        [worker] = server.wait_for_workers(1)
+        deploy(app_dir, "2")
+        server.wait_for_log(r"Worker reloading: .*main\.py modified")
+        time.sleep(2)
+        assert fresh_get(server) == {"version": "1", "pid": worker.pid}
+        assert [w.pid for w in server.workers()] == [worker.pid]
+
+
+# --------------------------------------------------------------------------- --preload
+
+
+def sockets_by_worker(server: harness.Server) -> dict[int, int]:
+    """{worker pid: local port of its metrics socket}, asking until both workers answered."""
+    found: dict[int, int] = {}
+    deadline = time.monotonic() + 20
+    while len(found) < 2:
+        answer = fresh_get(server, "/socket")
+        found[answer["pid"]] = answer["local_port"]
+        assert time.monotonic() < deadline, found
+    return found
+
+
+@pytest.mark.parametrize(
+    ("section", "shared"),
+    [
+        ("import", False),
+        ("import-preload", True),
+        ("lifespan-preload", False),
+    ],
+)
+def test_preload_shares_sockets_opened_at_import(section: str, shared: bool, log_dir: Path) -> None:
+    """A socket opened at import is one socket in every worker under --preload (same local
+    port); opened in the lifespan, each worker has its own even with --preload."""
+    with harness.serving(f"{PRELOAD}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
+        server.wait_for_workers(2)
+        ports = sockets_by_worker(server)
+        assert (len(set(ports.values())) == 1) is shared, ports

@@ -1,0 +1,215 @@
+"""docs/scaling.md: workers, threads, pods; what each worker process has for itself.
+
+Memory assertions compare runs of the same app with generous margins; they measure what the
+kernel reports (USS, PSS), which does not depend on how busy the CPUs are.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import harness
+import httpx
+import pytest
+
+sys.path.insert(0, str(harness.SNIPPETS / "scaling"))
+import measure_memory  # noqa: E402  (snippets/scaling/measure_memory.py)
+
+SNIPPETS = harness.SNIPPETS / "scaling"
+COMMANDS = {"no-preload": "scaling/serve.sh", "preload": "scaling/serve_preload.sh"}
+APP = harness.snippet("scaling/app.py")  # what both commands serve
+
+
+def once(factory: pytest.TempPathFactory, name: str, compute):
+    """Compute a measurement once per test run and share it between xdist processes
+    (pytest-xdist's ``xdist_group`` does not group with pytest 9.2)."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    result = root / f"{name}.pickle"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            result.write_bytes(pickle.dumps(compute(factory.mktemp(name))))
+        return pickle.loads(result.read_bytes())
+
+
+def test_both_commands_serve_the_app() -> None:
+    for command in COMMANDS.values():
+        assert "app:app" in harness.snippet(command).text
+    assert "--preload" in harness.snippet(COMMANDS["preload"]).text
+    assert "--preload" not in harness.snippet(COMMANDS["no-preload"]).text
+    assert harness.snippet("scaling/cpus.py").path.name in harness.snippet("scaling/cpus.sh").text
+    assert harness.snippet("scaling/measure_memory.sh").text.strip() == "python measure_memory.py"
+    assert Path(measure_memory.__file__) == harness.snippet("scaling/measure_memory.py").path
+
+
+def observe(log_dir: Path) -> dict[str, dict]:
+    """For each command: the master's PID, what /pools says in each worker, and memory
+    after start and after each worker has read TABLE (the code measure_memory.py runs)."""
+    seen = {}
+    for name, command in COMMANDS.items():
+        with harness.serving(command, log_dir=log_dir) as server:
+            workers = server.wait_for_workers(2)
+            master = server.main_process()
+            fresh = measure_memory.snapshot(master, workers)
+            pools = {}
+            limits = httpx.Limits(max_keepalive_connections=0)
+            with httpx.Client(base_url=server.url(""), limits=limits, timeout=30) as client:
+                for _ in range(200):
+                    answer = client.get("/pools").json()
+                    pools[answer["pid"]] = answer
+                    if len(pools) == 2:
+                        break
+            measure_memory.hit_every_worker(server.url(""), "/table/sum", 2)
+            touched = measure_memory.snapshot(master, workers)
+            seen[name] = {"master": master.pid, "workers": {w.pid for w in workers},
+                          "pools": pools, "fresh": fresh, "touched": touched}
+    return seen
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    return once(tmp_path_factory, "scaling-observed", observe)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def test_workers_do_not_share_module_state(log_dir: Path) -> None:
+    """Each worker process counts its own hits: no counter sees the total."""
+    answers = []
+    with harness.serving("scaling/serve.sh", log_dir=log_dir) as server:
+        workers = {w.pid for w in server.wait_for_workers(2)}
+        limits = httpx.Limits(max_keepalive_connections=0)  # each request, a new connection
+        with httpx.Client(base_url=server.url(""), limits=limits, timeout=30) as client:
+            for _ in range(300):
+                answers.append(client.post("/hit").json())
+                per_worker = Counter(a["pid"] for a in answers)
+                if len(per_worker) == 2 and min(per_worker.values()) >= 3:
+                    break
+    per_worker = Counter(a["pid"] for a in answers)
+    assert set(per_worker) == workers, "both workers answered"
+    last = {a["pid"]: a["hits"] for a in answers}  # each worker's counter, at the end
+    assert last == dict(per_worker)  # each counted exactly the requests it served
+    assert max(last.values()) < len(answers)  # and neither knows the total
+
+
+# --------------------------------------------------------------------------- pools
+
+
+def test_lifespan_pool_is_created_in_each_worker(observed: dict[str, dict]) -> None:
+    """With or without --preload, lifespan runs in each worker: one pool per worker process."""
+    for name, seen in observed.items():
+        pools = seen["pools"]
+        assert set(pools) == seen["workers"], name
+        for pid, answer in pools.items():
+            assert answer["lifespan_pool"]["created_in"] == pid, name
+        assert len({a["lifespan_pool"]["id"] for a in pools.values()}) == 2, name
+
+
+def test_import_time_pool_is_created_in_the_master_with_preload(observed) -> None:
+    """A pool made at import time: in each worker without --preload (by luck), but made once,
+    in the master, and inherited by every worker with --preload."""
+    plain = observed["no-preload"]["pools"]
+    assert all(a["import_time_pool"]["created_in"] == pid for pid, a in plain.items())
+    assert len({a["import_time_pool"]["id"] for a in plain.values()}) == 2
+
+    preload = observed["preload"]
+    pools = preload["pools"]
+    assert {a["import_time_pool"]["created_in"] for a in pools.values()} == {preload["master"]}
+    assert len({a["import_time_pool"]["id"] for a in pools.values()}) == 1  # one object, copied
+    assert all(a["master"] == preload["master"] for a in pools.values())
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def per_worker(shot: dict, kind: str) -> float:
+    return sum(w[kind] for w in shot["workers"]) / len(shot["workers"])
+
+
+def total_pss(shot: dict) -> float:
+    return shot["master"]["pss"] + sum(w["pss"] for w in shot["workers"])
+
+
+def test_preload_shares_memory_between_workers(observed: dict[str, dict]) -> None:
+    """After start, a preloaded worker holds far less memory of its own (USS)."""
+    plain, preload = observed["no-preload"]["fresh"], observed["preload"]["fresh"]
+    assert per_worker(preload, "uss") <= 0.5 * per_worker(plain, "uss")
+    assert total_pss(preload) <= 0.8 * total_pss(plain)
+
+
+def test_reading_shared_objects_copies_them(observed: dict[str, dict]) -> None:
+    """Reading TABLE once in each worker updates reference counts, so the kernel copies those
+    pages: the preloaded workers' own memory grows and the saving is gone."""
+    fresh, touched = observed["preload"]["fresh"], observed["preload"]["touched"]
+    assert per_worker(touched, "uss") >= per_worker(fresh, "uss") + 15  # MiB: TABLE's pages
+    plain = observed["no-preload"]
+    assert per_worker(plain["touched"], "uss") <= per_worker(plain["fresh"], "uss") + 5
+    assert total_pss(touched) >= 0.85 * total_pss(plain["touched"])
+
+
+def test_memory_command_writes_both_tables(log_dir: Path) -> None:
+    result = harness.run("scaling/measure_memory.sh", env={
+        "MEASURE_OUTPUT_DIR": str(log_dir), "HANDBOOK_LOG_DIR": str(log_dir),
+    }, timeout=240, log_dir=log_dir)
+    memory = (log_dir / "memory.md").read_text("utf-8")
+    cpus = (log_dir / "cpus.md").read_text("utf-8")
+    assert memory in result.output and cpus in result.output
+    for _, how in measure_memory.SERVERS:
+        for state in ("after start", "after each worker read TABLE"):
+            assert re.search(rf"^\| {re.escape(how)} \| {state} \|( \d+ MiB \|){{5}}$", memory,
+                             re.M), (how, state)
+    assert "Measured on" in memory and "python measure_memory.py" in memory
+    assert "| `os.cpu_count()` |" in cpus
+    # The committed tables have the same rows.
+    for ref in ("scaling/memory.md", "scaling/cpus.md"):
+        committed = harness.snippet(ref).text.splitlines()
+        fresh = (log_dir / Path(ref).name).read_text("utf-8").splitlines()
+        assert [ln.split("|")[1:3] for ln in committed[:-2]] == [
+            ln.split("|")[1:3] for ln in fresh[:-2]]
+
+
+# --------------------------------------------------------------------------- how many workers
+
+
+def run_cpus(ref: str, log_dir: Path) -> dict[str, str]:
+    out = harness.run(ref, log_dir=log_dir).output
+    return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def test_cpu_count_ignores_what_the_process_may_use(log_dir: Path) -> None:
+    """os.cpu_count() counts the machine's CPUs; an affinity mask (a cpuset) is not seen."""
+    plain = run_cpus("scaling/cpus.sh", log_dir)
+    pinned = run_cpus("scaling/cpus_one_cpu.sh", log_dir)
+    assert plain["os.cpu_count()"] == pinned["os.cpu_count()"] == str(os.cpu_count())
+    assert pinned["len(os.sched_getaffinity(0))"] == "1"
+    assert plain["len(os.sched_getaffinity(0))"] == str(len(os.sched_getaffinity(0)))
+    assert "cgroup CPU quota" in plain
+
+
+def default_workers(web_concurrency: str | None) -> str:
+    """Gunicorn's and Uvicorn's worker count when none is given (a fresh interpreter, since
+    Gunicorn reads WEB_CONCURRENCY when its config module is imported)."""
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    if web_concurrency:
+        env["WEB_CONCURRENCY"] = web_concurrency
+    code = ("import gunicorn.config, uvicorn; "
+            "print(gunicorn.config.Config().workers, uvicorn.Config('app:app').workers)")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True, timeout=60).stdout.strip()
+
+
+def test_servers_start_one_worker_unless_told() -> None:
+    """Neither Gunicorn nor Uvicorn sizes its workers from the CPU count: both start one,
+    or $WEB_CONCURRENCY when it is set."""
+    assert default_workers(None) == "1 1"
+    assert default_workers("3") == "3 3"

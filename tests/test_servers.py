@@ -1,0 +1,516 @@
+"""docs/servers.md: worker classes and servers, every cell of the comparison table checked.
+
+The table on the page is rendered from ``snippets/servers/matrix.yml``. Each cell there names
+the test that proves it; every test below that observes a cell calls :func:`check_cell`, which
+fails when what the real server did differs from what the table says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+import yaml
+
+import harness
+
+APP = harness.snippet("servers/main.py")  # every server command below serves main:app
+MATRIX_PATH = harness.SNIPPETS / "servers" / "matrix.yml"
+MATRIX = yaml.safe_load(MATRIX_PATH.read_text("utf-8"))
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Row:
+    """One server of the comparison table and the snippet file that holds its commands."""
+
+    file: str
+    kind: str  # how its workers show readiness: gunicorn, uvicorn, hypercorn, granian, daphne
+
+    def ref(self, section: str) -> str:
+        return f"{self.file}:{section}"
+
+
+ROWS = {
+    "uvicorn": Row("servers/uvicorn.sh", "uvicorn"),
+    "gunicorn-uvicorn-worker": Row("servers/gunicorn_uvicorn_worker.sh", "gunicorn"),
+    "gunicorn-asgi": Row("servers/gunicorn_asgi.sh", "gunicorn"),
+    "hypercorn": Row("servers/hypercorn.sh", "hypercorn"),
+    "granian": Row("servers/granian.sh", "granian"),
+    "daphne": Row("servers/daphne.sh", "daphne"),
+}
+#: Which test observes each column (matrix.yml must name the same one for every tested cell).
+COLUMN_TESTS = {
+    "fastapi": "test_tls_http2_websocket_lifespan",
+    "tls": "test_tls_http2_websocket_lifespan",
+    "http2": "test_tls_http2_websocket_lifespan",
+    "websocket": "test_tls_http2_websocket_lifespan",
+    "lifespan": "test_tls_http2_websocket_lifespan",
+    "respawn": "test_worker_death_and_sighup",
+    "reload": "test_worker_death_and_sighup",
+    "recycle": "test_recycle_after_n_requests",
+    "timeout": "test_stuck_worker_and_slow_request",
+}
+
+
+def check_cell(row: str, column: str, observed: str) -> None:
+    """What the real server did must be what the table on the page says."""
+    cell = MATRIX["rows"][row]["cells"][column]
+    assert cell["value"] == observed, (
+        f"snippets/servers/matrix.yml: rows.{row}.cells.{column} says {cell['value']!r}, "
+        f"but the server did {observed!r}: update the cell, re-render the table "
+        f"(snippets/servers/render.sh) and the page text around it"
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A folder holding the page's app and a fresh certificate made by the page's command."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    shutil.copy(APP.path, folder / "main.py")
+    return folder
+
+
+@pytest.fixture
+def tls_dir(app_dir: Path, log_dir: Path) -> Path:
+    harness.run("servers/make_cert.sh", cwd=app_dir, log_dir=log_dir)
+    for name in ("server.key", "server.pem", "client.pem"):
+        assert (app_dir / name).is_file(), name
+    return app_dir
+
+
+def ready_workers(server: harness.Server, kind: str) -> set[int]:
+    """Worker PIDs that run now and whose log says they serve."""
+    alive = {p.pid for p in server.workers()}
+    log = server.log()
+    if kind in ("gunicorn", "uvicorn"):
+        return alive & server.ready_worker_pids()
+    if kind == "hypercorn":
+        return alive & {int(m) for m in re.findall(r"\[(\d+)\] \[INFO\] Running on", log)}
+    if kind == "granian":
+        latest: dict[str, int] = {}
+        ready = set()
+        for line in log.splitlines():
+            if m := re.search(r"Spawning worker-(\d+) with PID: (\d+)", line):
+                latest[m[1]] = int(m[2])
+            elif (m := re.search(r"Started worker-(\d+)", line)) and m[1] in latest:
+                ready.add(latest[m[1]])
+        return alive & ready
+    return set()  # daphne: one process, no workers
+
+
+def wait_workers(server: harness.Server, kind: str, count: int, timeout: float = 30,
+                 gone: set[int] = frozenset()) -> set[int]:
+    """Wait until exactly ``count`` workers run, all ready, none of them in ``gone``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = {p.pid for p in server.workers()}
+        ready = ready_workers(server, kind)
+        if len(alive) == count and alive == ready and not alive & gone:
+            return alive
+        if server.proc.poll() is not None:
+            raise server.fail(f"exited while waiting for {count} workers")
+        if time.monotonic() > deadline:
+            raise server.fail(f"expected {count} ready workers (not {sorted(gone)}); "
+                              f"found {sorted(alive)}, ready {sorted(ready)}")
+        time.sleep(0.1)
+
+
+def wait_exit(server: harness.Server, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            return server.proc.returncode
+        time.sleep(0.1)
+    return None
+
+
+def fresh_get(server: harness.Server, path: str, timeout: float = 20, **kw) -> httpx.Response:
+    """One request on its own connection (so each one may land on any worker)."""
+    with httpx.Client(verify=server.verify, timeout=timeout) as c:
+        return c.get(server.url(path), **kw)
+
+
+def pid_of(response: httpx.Response) -> int:
+    assert response.status_code == 200, response.text
+    return response.json()["pid"]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_tls_http2_websocket_lifespan(row: str, tls_dir: Path, log_dir: Path) -> None:
+    """Over HTTPS with a certificate from the page's command: FastAPI answers, the client
+    verifies the certificate, HTTP/2 is negotiated or not, WebSocket echoes, lifespan ran."""
+    cfg = ROWS[row]
+    ca = str(tls_dir / "client.pem")
+    with harness.serving(cfg.ref("tls"), log_dir=log_dir, cwd=tls_dir, scheme="https",
+                         verify=ssl.create_default_context(cafile=ca)) as server:
+        if cfg.kind != "daphne":
+            wait_workers(server, cfg.kind, 2)
+
+        # TLS, verified against the CA that make_cert.sh wrote, and FastAPI's answer.
+        with server.client(http2=True) as client:
+            r = client.get("/")
+            assert r.status_code == 200 and "pid" in r.json(), r.text
+            check_cell(row, "fastapi", "yes")
+            check_cell(row, "tls", "yes")
+            http2 = "yes" if r.http_version == "HTTP/2" else "no"
+            check_cell(row, "http2", http2)
+            lifespan = client.get("/lifespan").json()["lifespan_ran"]
+            check_cell(row, "lifespan", "yes" if lifespan else "no")
+        # The reader's curl check agrees with httpx about the protocol version.
+        out = harness.run("servers/check_http_version.sh", server=server, cwd=tls_dir).output
+        assert out.strip() == ("2" if http2 == "yes" else "1.1"), out
+
+        async def echo() -> str:
+            context = ssl.create_default_context(cafile=ca)
+            url = server.url("/ws").replace("https://", "wss://")
+            async with websockets.connect(url, ssl=context, open_timeout=10) as ws:
+                await ws.send("hello")
+                return await asyncio.wait_for(ws.recv(), 10)
+
+        reply = asyncio.run(echo())
+        assert re.fullmatch(r"\d+:hello", reply), reply
+        check_cell(row, "websocket", "yes")
+
+
+def kill_a_worker(server: harness.Server, kind: str) -> str:
+    """SIGKILL one worker; "yes" if the parent replaces it and keeps serving, "exits" if the
+    whole server stops."""
+    before = wait_workers(server, kind, 2)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        if server.proc.poll() is not None:
+            return "exits"
+        alive = {p.pid for p in server.workers()}
+        if victim not in alive and len(alive) == 2 and alive <= ready_workers(server, kind):
+            assert fresh_get(server, "/").status_code == 200
+            return "yes"
+        assert time.monotonic() < deadline, f"neither replaced nor exited:\n{server.log()}"
+        time.sleep(0.1)
+
+
+def reload_with_sighup(server: harness.Server, kind: str) -> str:
+    """SIGHUP the main process while a client keeps sending requests: "yes" if every worker is
+    replaced and no request fails."""
+    before = wait_workers(server, kind, 2)
+    failures: list[str] = []
+    served = 0
+    stop = threading.Event()
+
+    def traffic() -> None:
+        nonlocal served
+        while not stop.is_set():
+            try:
+                r = fresh_get(server, "/", timeout=30)
+                if r.status_code != 200:
+                    failures.append(f"HTTP {r.status_code}")
+                served += 1
+            except httpx.HTTPError as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(0.05)
+
+    client = threading.Thread(target=traffic, daemon=True)
+    client.start()
+    try:
+        server.send_signal(signal.SIGHUP)
+        after = wait_workers(server, kind, 2, timeout=45, gone=before)
+    finally:
+        stop.set()
+        client.join(40)
+    assert server.proc.poll() is None, "the server is still running"
+    assert not after & before and served > 0
+    assert failures == [], f"requests failed during the reload: {failures}"
+    return "yes"
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_worker_death_and_sighup(row: str, app_dir: Path, log_dir: Path) -> None:
+    """SIGKILL one worker (is it replaced?), then SIGHUP the server (are all workers replaced
+    without a failed request?)."""
+    cfg = ROWS[row]
+    with harness.serving(cfg.ref("serve"), log_dir=log_dir, cwd=app_dir) as server:
+        if cfg.kind == "daphne":
+            # One process and no worker processes: nothing restarts anything...
+            assert server.workers() == []
+            check_cell(row, "respawn", "no")
+            # ...and SIGHUP, which Daphne does not handle, ends it.
+            server.send_signal(signal.SIGHUP)
+            assert wait_exit(server, 15) == -signal.SIGHUP
+            server.stop(expect_clean=False)
+            check_cell(row, "reload", "no")
+            return
+        respawn = kill_a_worker(server, cfg.kind)
+        check_cell(row, "respawn", respawn)
+        if respawn == "exits":
+            server.stop(expect_clean=False)
+        else:
+            check_cell(row, "reload", reload_with_sighup(server, cfg.kind))
+    if respawn == "exits":  # start it again to try the reload
+        with harness.serving(cfg.ref("serve"), log_dir=log_dir, cwd=app_dir) as server:
+            check_cell(row, "reload", reload_with_sighup(server, cfg.kind))
+
+
+def test_uvicorn_reload_keeps_old_workers_when_new_ones_start_slowly(app_dir: Path,
+                                                                    log_dir: Path) -> None:
+    """On SIGHUP Uvicorn waits --timeout-worker-healthcheck (5 s) for each new worker to finish
+    startup; an app that needs 8 s makes it kill the newcomer and keep the old workers."""
+    with harness.serving("servers/uvicorn_slow_start.sh", log_dir=log_dir, cwd=app_dir,
+                         ready_timeout=60) as server:
+        before = wait_workers(server, "uvicorn", 2, timeout=60)
+        server.wait_for_log(r"(?s)Application startup complete.*Application startup complete",
+                            timeout=60)
+        server.send_signal(signal.SIGHUP)
+        m = server.wait_for_log(r"New child process \[(\d+)\] was not ready in time; keeping "
+                                r"worker \[(\d+)\] and aborting the restart", timeout=40)
+        assert int(m[2]) in before
+        wait_workers(server, "uvicorn", 2, gone={int(m[1])})
+        assert {p.pid for p in server.workers()} == before, "the old workers still serve"
+        assert pid_of(fresh_get(server, "/")) in before
+
+
+def test_granian_respawns_only_when_asked(app_dir: Path, log_dir: Path) -> None:
+    """Without --respawn-failed-workers, Granian shuts down when one worker dies."""
+    with harness.serving("servers/granian.sh:default", log_dir=log_dir, cwd=app_dir) as server:
+        assert kill_a_worker(server, "granian") == "exits"
+        assert server.stop(expect_clean=False) != 0, "and it exits with an error status"
+        assert "Respawning" not in server.log()
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_recycle_after_n_requests(row: str, app_dir: Path, log_dir: Path) -> None:
+    """With a limit of 5 requests per worker, requests soon meet a third worker PID."""
+    cfg = ROWS[row]
+    if cfg.kind in ("granian", "daphne"):
+        # No request-count limit exists: the command line rejects one.
+        r = subprocess.run([BIN / cfg.kind, "main:app", "--max-requests", "5"], cwd=app_dir,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2, r
+        assert re.search(r"No such option '--max-requests'|unrecognized arguments: --max-requests",
+                         r.stderr), r.stderr
+        check_cell(row, "recycle", "no")
+        return
+    with harness.serving(cfg.ref("recycle"), log_dir=log_dir, cwd=app_dir) as server:
+        first = wait_workers(server, cfg.kind, 2)
+        seen = []
+        # Spaced out: Gunicorn's asgi worker notices its limit on its next once-a-second tick.
+        while not set(seen) - first and len(seen) < 40:
+            seen.append(pid_of(fresh_get(server, "/")))
+            time.sleep(0.2)
+        assert set(seen) - first, f"{len(seen)} requests, limit 5 per worker, only PIDs {first}"
+        assert len(seen) > 5
+        wait_workers(server, cfg.kind, 2)  # and it is back to two workers
+        check_cell(row, "recycle", "yes")
+
+
+#: The command each server's timeout probe runs; Hypercorn and Granian have no such option.
+TIMEOUT_SECTION = {
+    "uvicorn": "timeout", "gunicorn-uvicorn-worker": "timeout", "gunicorn-asgi": "timeout",
+    "hypercorn": "serve", "granian": "serve", "daphne": "timeout",
+}
+PROBE_SECONDS = 6  # twice Gunicorn's --timeout 3, three times Daphne's --http-timeout 2
+
+
+def timeout_probes(row: str, app_dir: Path, log_dir: Path) -> str:
+    """A slow request that awaits, then a request that blocks its worker's event loop, each
+    lasting well past the server's timeout setting; for Uvicorn also a frozen worker."""
+    cfg = ROWS[row]
+    workers = 0 if cfg.kind == "daphne" else 2
+    with harness.serving(cfg.ref(TIMEOUT_SECTION[row]), log_dir=log_dir, cwd=app_dir) as server:
+        if workers:
+            wait_workers(server, cfg.kind, workers)
+        start = time.monotonic()
+        slow = fresh_get(server, f"/slow?seconds={PROBE_SECONDS}", timeout=PROBE_SECONDS + 30)
+        if slow.status_code != 200:
+            assert slow.status_code == 503 and time.monotonic() - start < PROBE_SECONDS, slow
+            return "request"
+
+        before = {p.pid for p in server.workers()}
+        start = time.monotonic()
+        try:
+            blocked = fresh_get(server, f"/block?seconds={PROBE_SECONDS}",
+                                timeout=PROBE_SECONDS + 30)
+        except httpx.HTTPError:  # the connection died with its worker
+            killed = int(server.wait_for_log(r"WORKER TIMEOUT \(pid:(\d+)\)")[1])
+            assert killed in before
+            wait_workers(server, cfg.kind, workers, gone={killed})
+            return "heartbeat"
+        assert blocked.status_code == 200 and time.monotonic() - start >= PROBE_SECONDS - 0.5
+
+        if cfg.kind == "uvicorn":
+            # The health check is answered by a thread, so a blocked event loop passes it; a
+            # frozen process does not: SIGSTOP one worker and the parent replaces it.
+            victim = min(wait_workers(server, cfg.kind, 2))
+            os.kill(victim, signal.SIGSTOP)
+            wait_workers(server, cfg.kind, 2, timeout=40, gone={victim})
+            assert re.search(rf"Child process \[{victim}\] died", server.log())
+            return "health check"
+        return "none"
+
+
+def test_stuck_worker_and_slow_request(tmp_path: Path) -> None:
+    """The timeout probes, on all servers at once (they mostly wait)."""
+    folders = {}
+    for row in ROWS:
+        folders[row] = tmp_path / row
+        (folders[row] / "app").mkdir(parents=True)
+        shutil.copy(APP.path, folders[row] / "app" / "main.py")
+    with ThreadPoolExecutor(len(ROWS)) as pool:
+        futures = {row: pool.submit(timeout_probes, row, folders[row] / "app", folders[row])
+                   for row in ROWS}
+        observed = {row: future.result() for row, future in futures.items()}
+    for row, value in observed.items():
+        check_cell(row, "timeout", value)
+
+
+def test_fastapi_run_is_not_installed(app_dir: Path, log_dir: Path) -> None:
+    """The pinned fastapi has the `fastapi` command, but without fastapi-cli it only errors."""
+    result = harness.run("servers/fastapi_run.sh", cwd=app_dir, check=False, log_dir=log_dir)
+    assert result.returncode != 0
+    assert 'please install "fastapi[standard]"' in result.output, result.output
+    assert importlib.util.find_spec("fastapi_cli") is None
+
+
+# --------------------------------------------------------------------------- worker classes
+
+
+def test_gunicorn_worker_classes() -> None:
+    """The worker classes built into the pinned Gunicorn: eventlet is not among them."""
+    from gunicorn.workers import SUPPORTED_WORKERS
+
+    assert set(SUPPORTED_WORKERS) == {
+        "sync", "gthread", "gevent", "gevent_wsgi", "gevent_pywsgi", "tornado", "asgi"
+    }
+
+
+def test_eventlet_worker_was_removed(app_dir: Path, log_dir: Path) -> None:
+    """The page's eventlet command fails at once: Gunicorn no longer knows the class."""
+    result = harness.run("servers/eventlet.sh", cwd=app_dir, check=False, log_dir=log_dir)
+    assert result.returncode == 1, result.output
+    assert "class uri 'eventlet' invalid or not found" in result.output
+    assert "Entry point ('gunicorn.workers', 'eventlet') not found" in result.output
+
+
+WSGI_WORKERS = ["sync", "gthread", "gevent", "tornado"]
+
+
+@pytest.mark.parametrize("worker_class", WSGI_WORKERS)
+def test_wsgi_worker_cannot_serve_fastapi(worker_class: str, app_dir: Path,
+                                          log_dir: Path) -> None:
+    """A WSGI worker calls app(environ, start_response); FastAPI wants (scope, receive, send)."""
+    with harness.serving(f"servers/wsgi_workers.sh:{worker_class}", log_dir=log_dir,
+                         cwd=app_dir, ready_path=None) as server:
+        server.wait_for_log(r"Booting worker with pid")
+        server.wait_for_workers(1)
+        try:
+            status = fresh_get(server, "/", timeout=5).status_code
+        except httpx.ReadTimeout:
+            status = None  # tornado's WSGI container never answers
+        assert status == (None if worker_class == "tornado" else 500)
+        server.wait_for_log(r"TypeError: FastAPI\.__call__\(\) missing 1 required positional "
+                            r"argument: 'send'")
+
+
+@pytest.mark.parametrize("section", ["old", "show-warnings", "new"])
+def test_deprecated_uvicorn_worker(section: str, app_dir: Path, log_dir: Path) -> None:
+    """uvicorn.workers.UvicornWorker still serves, and warns only when warnings are shown;
+    uvicorn_worker.UvicornWorker does not warn even then."""
+    env = {"PYTHONWARNINGS": "default"} if section == "new" else None
+    with harness.serving(f"servers/deprecated_worker.sh:{section}", log_dir=log_dir,
+                         cwd=app_dir, env=env) as server:
+        server.wait_for_workers(1)
+        assert pid_of(fresh_get(server, "/")) in {p.pid for p in server.workers()}
+        log = server.log()
+    warned = re.search(r"DeprecationWarning: The `uvicorn\.workers` module is deprecated\. "
+                       r"Please use `uvicorn-worker` package instead\.", log)
+    assert bool(warned) == (section == "show-warnings"), log
+
+
+def test_gthread_threads_share_one_core(app_dir: Path, log_dir: Path) -> None:
+    """Four threads run four CPU-bound requests at once, yet the worker never uses more than
+    one core: the GIL lets one thread run Python at a time."""
+    shutil.copy(harness.snippet("servers/wsgi_cpu.py").path, app_dir / "wsgi_cpu.py")
+    with harness.serving("servers/gthread_cpu.sh", log_dir=log_dir, cwd=app_dir,
+                         ready_path=None) as server:
+        server.wait_for_log(r"Booting worker with pid")
+        (worker,) = server.wait_for_workers(1)
+        cpu = lambda: sum(worker.cpu_times()[:2])  # noqa: E731
+        cpu_before, start = cpu(), time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            answers = [r.json() for r in pool.map(lambda _: fresh_get(server, "/"), range(4))]
+        wall, used = time.monotonic() - start, cpu() - cpu_before
+    assert {a["pid"] for a in answers} == {worker.pid}
+    assert len({a["thread"] for a in answers}) >= 2, "several threads served them"
+    assert used / wall <= 1.1, f"{used:.2f} s of CPU in {wall:.2f} s: more than one core"
+
+
+# --------------------------------------------------------------------------- HTTP/2
+
+
+def test_uvicorn_http2_needs_zttp(tls_dir: Path, log_dir: Path) -> None:
+    """Uvicorn's HTTP/2 mode exists, but needs the zttp package, which is not installed."""
+    result = harness.run("servers/uvicorn_http2.sh", cwd=tls_dir, check=False, log_dir=log_dir,
+                         ports=harness.port_map())
+    assert result.returncode == 1
+    assert "ModuleNotFoundError: No module named 'zttp'" in result.output
+    assert importlib.util.find_spec("zttp") is None
+
+
+# --------------------------------------------------------------------------- the data file
+
+
+def test_every_cell_names_the_test_that_checks_it() -> None:
+    """Each tested cell of matrix.yml names the test that observes its column for its row;
+    each untested row names the test that shows why and says why in every language."""
+    import inspect
+
+    rows = MATRIX["rows"]
+    assert set(MATRIX["columns"]) == set(COLUMN_TESTS)
+    assert {r for r, data in rows.items() if "untested" not in data} == set(ROWS)
+    langs = ("en", "vi", "zh")
+    for row, data in rows.items():
+        assert all(data["name"][lang] for lang in langs), row
+        if "untested" in data:
+            assert inspect.isfunction(globals().get(data["untested"]["test"])), row
+            assert all(data["untested"]["why"][lang] for lang in langs), row
+            continue
+        assert set(data["cells"]) == set(COLUMN_TESTS), row
+        for column, cell in data["cells"].items():
+            where = f"matrix.yml: rows.{row}.cells.{column}"
+            assert cell["test"] == COLUMN_TESTS[column], where
+            assert cell["value"] in MATRIX["labels"], where
+            assert set(cell.get("note", {"en": 1, "vi": 1, "zh": 1})) == set(langs), where
+
+
+def test_table_is_rendered_from_the_matrix(tmp_path: Path, log_dir: Path) -> None:
+    """The page's render command, run on a copy, reproduces the committed tables exactly."""
+    for name in ("matrix.yml", "render_matrix.py"):
+        shutil.copy(harness.SNIPPETS / "servers" / name, tmp_path / name)
+    harness.run("servers/render.sh", cwd=tmp_path, log_dir=log_dir)
+    for name in ("servers/matrix.md", "servers/matrix.vi.md", "servers/matrix.zh.md"):
+        committed = harness.snippet(name).path.read_text("utf-8")
+        rendered = (tmp_path / Path(name).name).read_text("utf-8")
+        assert rendered == committed, f"snippets/{name} is stale: run snippets/servers/render.sh"
