@@ -8,8 +8,8 @@ rewrite (see :func:`rewrite`):
 
 Everything else, including environment variables set on the page, runs as shown.
 The environment around it is isolated, not rewritten: variables that would configure
-a server behind the page's back (``GUNICORN_CMD_ARGS``, ``WEB_CONCURRENCY``,
-``FORWARDED_ALLOW_IPS``) are removed, and each server gets its own ``XDG_RUNTIME_DIR``
+a server behind the page's back (``GUNICORN_CMD_ARGS``, ``WEB_CONCURRENCY``, ``PORT``,
+``FORWARDED_ALLOW_IPS``, ``UVICORN_*``) are removed, and each server gets its own ``XDG_RUNTIME_DIR``
 (Gunicorn's control socket lives there).
 
 A :class:`Server` is started in its own session (so in its own process group),
@@ -158,8 +158,11 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["NO_MKDOCS_2_WARNING"] = "1"
     env[SERVER_MARK_VAR] = os.environ.get(RUN_ID_VAR, "adhoc")
-    for var in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
-        env.pop(var, None)  # only what the snippet itself sets may configure the server
+    for var in list(env):  # only what the snippet itself sets may configure the server
+        if var in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "PORT") or (
+            var.startswith("UVICORN_")
+        ):
+            env.pop(var)
     env.update(extra or {})
     return env
 

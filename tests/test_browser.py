@@ -367,6 +367,10 @@ def test_phone_viewport_has_no_sideways_scroll_and_a_working_drawer(
             assert widths[0] <= widths[1], f"{lang}/{path}: {widths[0]}px wide on a 375px phone"
             if path == "quickstart/":
                 page.screenshot(path=browser.shots / f"phone-{lang}.png")
+            if path == "glossary/":  # rows stack into cards: nothing hides sideways in the table
+                hidden = page.evaluate("(() => { const t = document.querySelector('.hb-glossary table');"
+                                       " return t.scrollWidth - t.clientWidth })()")
+                assert hidden <= 1, f"{lang}: the glossary table scrolls sideways by {hidden}px"
             if path:
                 continue
             # From the home page, reach the glossary through the drawer and its Reference section.

@@ -116,3 +116,7 @@ def test_drf_and_websocket_on_two_workers(command: str, log_dir: Path) -> None:
         assert asyncio.run(handshake(url, None)) == 403
         assert asyncio.run(handshake(url, "http://evil.example")) == 403
         assert asyncio.run(handshake(url, server.url(""))) == 101
+
+        # Channels' router has no lifespan route; the Uvicorn worker says so and carries on.
+        lifespan_note = "ASGI 'lifespan' protocol appears unsupported."
+        assert (lifespan_note in server.log()) == ("uvicorn" in command)

@@ -39,6 +39,9 @@ PAGE_IDS = [p.rel for p in ALL_PAGES]
 PYTHON_SNIPPETS: dict[str, dict] = {
     # Importing locust monkey-patches the whole process with gevent unless told not to.
     "load_testing/locustfile.py": {"env": {"LOCUST_SKIP_MONKEY_PATCH": "1"}},
+    # DRF reads Django's settings at import time; the servers get them from asgi.py.
+    "django/views.py": {"env": {"DJANGO_SETTINGS_MODULE": "settings"}},
+    "django/urls.py": {"env": {"DJANGO_SETTINGS_MODULE": "settings"}},
 }
 
 #: Snippet kinds that a topic test need not name: they are exercised by the site build and

@@ -9,8 +9,10 @@ every language, and every translated fragment or diagram, is read outside code a
   "tiến trình" on a Chinese page, "process" on a Vietnamese one, 进程 on an English one);
 * on Chinese pages, no traditional character.
 
-Quoted material (blockquotes, “…”, 「…」) is exempt: quoting a source note verbatim is allowed.
-Tab labels (``=== "..."``) name commands and products, so only the avoid rule applies to them.
+Quoted material (blockquotes, "…", “…”, 「…」) is exempt: quoting a source note word for word
+is allowed. Admonition titles are prose and are checked. Tab labels (``=== "..."``) name
+commands and products, so only the avoid rule applies to them. In Mermaid diagrams only the
+labels are read (node ids are identifiers); ``<code>`` and backticks mark code there too.
 Each failure names the file and line, the word, and the term to write instead.
 """
 
@@ -106,10 +108,18 @@ def rules_for(lang: str, terms: list[glossary.Term] = TERMS) -> Rules:
 
 RULES = {lang: rules_for(lang) for lang in LANGS}
 
-_QUOTED = re.compile(r"“[^”]*”|「[^」]*」|『[^』]*』")
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|「[^」]*」|『[^』]*』')
+_ADMONITION = re.compile(r'^\s*(?:!!!|\?\?\?\+?)\s+[\w-]+(?:\s+"(?P<title>[^"]*)")?\s*$')
+_MERMAID_LABEL = re.compile(
+    r'"([^"]*)"'  # "quoted" node, edge and subgraph labels
+    r"|\|([^|]*)\|"  # |edge labels|
+    r"|[\[({>]+([^\"\[\](){}|]+)[\])}]+"  # id[label], id(label), id{label}
+    r"|(?:--|-\.)\s+([^\"\s>.-][^>]*?)\s+(?:-->|\.->|---)"  # -- label -->
+)
 _STRIP = [
     re.compile(r"<!--.*?-->"),  # comments
     re.compile(r"(`+)(?:(?!\1).)+\1"),  # inline code
+    re.compile(r"<code>.*?</code>"),  # inline code written as HTML
     re.compile(r"\]\([^)]*\)"),  # link targets (text stays)
     re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$"),  # reference link definitions
     re.compile(r"<https?://[^>]*>|https?://\S+"),  # URLs
@@ -128,9 +138,9 @@ def clean(line: str) -> str:
 def text_lines(path: Path, lang: str) -> list[tuple[int, str, bool]]:
     """(line number, text, is it a tab label) for the prose of a page, fragment or diagram."""
     lines = path.read_text("utf-8").splitlines()
-    if path.suffix == ".mmd":
-        return [(no, ln, False) for no, ln in enumerate(lines, 1)
-                if not ln.lstrip().startswith("%%")]
+    if path.suffix == ".mmd":  # labels only: "..." in nodes and edges, |...| on edges
+        return [(no, " ".join("".join(groups) for groups in _MERMAID_LABEL.findall(ln)), False)
+                for no, ln in enumerate(lines, 1) if not ln.lstrip().startswith("%%")]
     page = pages.Page(path, lang, lines)
     out = []
     for no, ln in page.prose_lines():
@@ -147,7 +157,10 @@ def check(path: Path, lang: str, shown_as: str | None = None) -> list[Problem]:
     problems = []
     for no, raw, is_tab_label in text_lines(path, lang):
         where = f"{shown_as}:{no}"
-        line = _QUOTED.sub(" ", clean(raw))
+        admonition = _ADMONITION.match(raw)
+        if admonition:  # its title is prose, though written in quotes
+            raw = admonition["title"] or ""
+        line = clean(raw) if path.suffix == ".mmd" else _QUOTED.sub(" ", clean(raw))
         for rx, _word, instead in rules.avoid:
             for m in rx.finditer(line):
                 problems.append(Problem(
@@ -227,12 +240,20 @@ BAD_EN = """\
 # Bad sample
 
 Each tiến trình runs its own event loop, and `工作进程` in inline code is fine.
+The note said "工作者 and 進程" in a quotation, which is fine too.
+"""
+
+BAD_VI_DIAGRAM = """\
+flowchart LR
+    threads["Thread pool"] --> master["Tiến trình master"]
+    master -- "mỗi process" --> w1[worker 工作进程]
 """
 
 
 def test_checker_catches_a_bad_page(tmp_path: Path) -> None:
     """The check fails on deliberately bad pages, at the right lines, and only there."""
-    samples = {"bad.zh.md": (BAD_ZH, "zh"), "bad.vi.md": (BAD_VI, "vi"), "bad.md": (BAD_EN, "en")}
+    samples = {"bad.zh.md": (BAD_ZH, "zh"), "bad.vi.md": (BAD_VI, "vi"), "bad.md": (BAD_EN, "en"),
+               "bad.vi.mmd": (BAD_VI_DIAGRAM, "vi")}
     found = {}
     for name, (text, lang) in samples.items():
         (tmp_path / name).write_text(text, "utf-8")
@@ -255,6 +276,9 @@ def test_checker_catches_a_bad_page(tmp_path: Path) -> None:
         f"bad.md:3: {'tiến trình'!r} is the vi term; en pages write 'process' "
         "(overrides/glossary.yml)"
     ], found["bad.md"]
+    # In a diagram only labels count: the node id "threads" is fine, "process" is not.
+    assert not any(p.startswith("bad.vi.mmd:2:") for p in found["bad.vi.mmd"]), found["bad.vi.mmd"]
+    assert at("bad.vi.mmd", 3, "process") and at("bad.vi.mmd", 3, "工作进程"), found["bad.vi.mmd"]
 
 
 def test_definitions_follow_their_own_rules(tmp_path: Path) -> None:

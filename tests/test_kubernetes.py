@@ -13,11 +13,12 @@ import signal
 import time
 from pathlib import Path
 
-import harness
 import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
+
+import harness
 from test_docker import image_group, image_of
 
 MANIFESTS = ("kubernetes/deployment.yaml", "kubernetes/service.yaml", "kubernetes/hpa.yaml",

@@ -14,8 +14,12 @@ from pathlib import Path
 
 import harness
 
-FOLDER = harness.SNIPPETS / "load_testing"
+APP = harness.snippet("load_testing/main.py")  # serve.sh serves it from its folder
+FOLDER = APP.folder
 LOCUSTFILE = harness.snippet("load_testing/locustfile.py")
+SWEEP = harness.snippet("load_testing/sweep.py")
+TABLES = {"en": "load_testing/sweep.md", "vi": "load_testing/sweep.vi.md",
+          "zh": "load_testing/sweep.zh.md"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ def csv_totals(path: Path) -> tuple[int, int]:
 
 
 def sweep_module():
-    spec = importlib.util.spec_from_file_location("sweep", FOLDER / "sweep.py")
+    spec = importlib.util.spec_from_file_location("sweep", SWEEP.path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -54,7 +58,7 @@ def test_headless_run_makes_requests_and_none_fail(log_dir: Path) -> None:
     work = log_dir / "run"
     work.mkdir()
     shutil.copy(LOCUSTFILE.path, work)
-    with harness.serving("load_testing/serve.sh", log_dir=log_dir) as server:
+    with harness.serving("load_testing/serve.sh", log_dir=log_dir, cwd=APP.folder) as server:
         server.wait_for_workers(2)
         result = harness.run("load_testing/run.sh", server=server, cwd=work, timeout=120,
                              log_dir=log_dir)
@@ -79,8 +83,8 @@ def test_failed_requests_fail_the_run(log_dir: Path) -> None:
 
 
 def test_run_time_counts_from_the_start_of_the_run(log_dir: Path) -> None:
-    """After a slow start, a short run without the locustfile's clock hook ends before its
-    first request, and still exits 0; with the hook it lasts its --run-time."""
+    """After a start slower than the run (5 s, for a 4 s run), the run without the locustfile's
+    clock hook ends before its first request and still exits 0; with the hook it lasts 4 s."""
     work = log_dir / "clock"
     work.mkdir()
     shutil.copy(LOCUSTFILE.path, work / "with_hook.py")
@@ -88,9 +92,9 @@ def test_run_time_counts_from_the_start_of_the_run(log_dir: Path) -> None:
     hook = re.search(r"@events\.init\.add_listener\n.*?update_now\(\)\n", text, re.S)
     assert hook, "the locustfile has the clock hook"
     (work / "without_hook.py").write_text(text.replace(hook[0], ""))
-    for name in ("with_hook", "without_hook"):  # a start slowed by 2 s of work, as on a busy CI
+    for name in ("with_hook", "without_hook"):  # a start slowed by 5 s of work (a busy CI box)
         (work / f"slow_{name}.py").write_text(
-            "import time\n\nend = time.perf_counter() + 2\nwhile time.perf_counter() < end:\n"
+            "import time\n\nend = time.perf_counter() + 5\nwhile time.perf_counter() < end:\n"
             f"    pass\nfrom {name} import ApiUser  # noqa: E402, F401\n")
     with harness.serving("load_testing/serve.sh", log_dir=log_dir) as server:
         server.wait_for_workers(2)
@@ -131,10 +135,26 @@ def test_sweep_finds_where_throughput_stops_growing(log_dir: Path) -> None:
             f"Python {machine['python']};")
     assert here in (out / "sweep.md").read_text()
     for text, counts in (((out / "sweep.md").read_text(), [1, 2]),
-                         (harness.snippet("load_testing/sweep.md").text, list(sweep.WORKERS))):
+                         (harness.snippet(TABLES["en"]).text, list(sweep.WORKERS))):
         assert re.match(rf"Measured by `{re.escape(sweep.COMMAND)}` on \d{{4}}-\d\d-\d\d: "
                         r".+, \d+ cores, \d+ GiB, ", text), text[:300]
-        rows = [ln.split("|")[1:-1] for ln in text.splitlines() if re.match(r"\| \d", ln)]
+        rows = table_rows(text)
         assert [int(r[0]) for r in rows] == counts
         assert all(float(r[1]) > 0 and int(r[5]) == 0 for r in rows), rows
         assert re.search(r"^Throughput (stopped growing at|was still growing)", text, re.M)
+    for name in ("sweep.vi.md", "sweep.zh.md"):  # the quick run wrote every language too
+        assert table_rows((out / name).read_text()) == table_rows((out / "sweep.md").read_text())
+
+
+def table_rows(text: str) -> list[list[str]]:
+    return [ln.split("|")[1:-1] for ln in text.splitlines() if re.match(r"\| \d", ln)]
+
+
+def test_translated_tables_hold_the_same_numbers() -> None:
+    """sweep.vi.md and sweep.zh.md are the same measurement as sweep.md, in other words."""
+    en = harness.snippet(TABLES["en"]).text
+    for lang in ("vi", "zh"):
+        text = harness.snippet(TABLES[lang]).text
+        assert table_rows(text) == table_rows(en) and table_rows(en)
+        assert re.findall(r"[-+]\d+%", text) == re.findall(r"[-+]\d+%", en)
+        assert text != en

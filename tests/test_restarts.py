@@ -30,6 +30,8 @@ RELOAD = "restarts/reload.sh"
 PRELOAD = "restarts/preload.sh"
 harness.snippet("restarts/socket_at_import.py")  # served by preload.sh
 harness.snippet("restarts/socket_in_lifespan.py")
+harness.snippet("restarts/slow_start.py")  # served by serve.sh:uvicorn-slow-start
+CONFIG = harness.snippet("restarts/workers.conf.py")  # read by serve.sh:config
 GRACEFUL_TIMEOUT = 3  # --graceful-timeout in serve.sh
 
 
@@ -114,16 +116,33 @@ def test_hup_replaces_workers_and_loads_new_code(
         old = {w.pid for w in server.wait_for_workers(2)}
         assert fresh_get(server)["version"] == "1"
         deploy(app_dir, "2")
+        in_flight, box = in_background(timed_get, server, "/await/1.5")
+        time.sleep(0.3)
         send("hup", server.main_process().pid, log_dir)
         new = wait_for_new_workers(server, old, 2)
+        in_flight.join(30)
+        outcome, _ = box["result"]
+        assert outcome[0] == 200 and outcome[1]["version"] == "1", outcome
+        assert outcome[1]["pid"] in old
         answers = [fresh_get(server) for _ in range(6)]
         assert {a["version"] for a in answers} == {"2"}
         assert {a["pid"] for a in answers} <= new
 
 
+def test_hup_rereads_the_config_file(app_dir: Path, log_dir: Path) -> None:
+    """HUP makes the Gunicorn master read its configuration file again: workers = 3 there
+    gives three new workers."""
+    with harness.serving(f"{SERVE}:config", log_dir=log_dir, cwd=app_dir) as server:
+        old = {w.pid for w in server.wait_for_workers(2)}
+        conf = app_dir / CONFIG.path.name
+        conf.write_text(conf.read_text().replace("workers = 2", "workers = 3"))
+        send("hup", server.main_process().pid, log_dir)
+        wait_for_new_workers(server, old, 3)
+
+
 def test_uvicorn_hup_gives_up_on_a_slow_starting_app(log_dir: Path) -> None:
     """uvicorn --workers waits --timeout-worker-healthcheck (5 s by default) for each new
-    worker to finish its startup; one that takes 7 s is killed and the reload abandoned."""
+    worker to finish its startup; one that takes 6 s is killed and the reload abandoned."""
     ref = f"{SERVE}:uvicorn-slow-start"
     with harness.serving(ref, log_dir=log_dir, cwd=APP.folder, ready_timeout=90) as server:
         old = {w.pid for w in server.wait_for_workers(2)}
@@ -175,15 +194,23 @@ def test_gunicornc_shows_adds_removes_and_reloads_workers(log_dir: Path) -> None
 
 @pytest.mark.parametrize("section", ["uvicorn-worker", "uvicorn"])
 def test_ttin_adds_and_ttou_removes_a_worker(section: str, log_dir: Path) -> None:
+    """TTIN: one more worker. TTOU: one fewer; Gunicorn stops its oldest worker, Uvicorn the
+    newest."""
     with harness.serving(f"{SERVE}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
         two = {w.pid for w in server.wait_for_workers(2)}
         master = server.main_process().pid
         send("ttin", master, log_dir)
         three = {w.pid for w in server.wait_for_workers(3)}
         assert two < three, "one worker added, the others untouched"
+        [added] = three - two
         send("ttou", master, log_dir)
         back = {w.pid for w in server.wait_for_workers(2)}
         assert back < three
+        [removed] = three - back
+        if section == "uvicorn":
+            assert removed == added, "Uvicorn stops the newest worker"
+        else:
+            assert removed in two, "Gunicorn stops the oldest worker"
 
 
 # --------------------------------------------------------------------------- TERM, INT, QUIT
@@ -365,6 +392,7 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
             time.sleep(1.5)  # a master loop round or more
             assert {c.pid for c in old_master.children()} >= old_workers, "WINCH did nothing"
 
+            before_term = list(answers)
             send("term", old_master.pid, log_dir)
             server.proc.wait(30)
             deadline = time.monotonic() + 20
@@ -379,6 +407,7 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
             failures = [a for a in answers if a not in ("1", "2")]
             assert not failures, failures[:3]
             assert answers[0] == "1" and answers[-1] == "2" and len(answers) > 20
+            assert {"1", "2"} <= set(before_term), "both sets of workers answered side by side"
             assert fresh_get(server)["version"] == "2"
         finally:
             if new_master is not None:

@@ -7,6 +7,7 @@ kernel reports (USS, PSS), which does not depend on how busy the CPUs are.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pickle
 import re
@@ -51,33 +52,32 @@ def test_both_commands_serve_the_app() -> None:
     assert Path(measure_memory.__file__) == harness.snippet("scaling/measure_memory.py").path
 
 
-def observe(log_dir: Path) -> dict[str, dict]:
-    """For each command: the master's PID, what /pools says in each worker, and memory
-    after start and after each worker has read TABLE (the code measure_memory.py runs)."""
+def run_measure_command(log_dir: Path) -> dict:
+    """The page's measuring command: its two tables and, per server command, the master's PID,
+    what /pools says in each worker, and memory after start and after reading TABLE."""
+    raw = log_dir / "measured.json"
+    result = harness.run("scaling/measure_memory.sh", env={
+        "MEASURE_OUTPUT_DIR": str(log_dir), "MEASURE_DATA": str(raw),
+        "HANDBOOK_LOG_DIR": str(log_dir),
+    }, timeout=240, log_dir=log_dir)
+    data = json.loads(raw.read_text("utf-8"))
     seen = {}
     for name, command in COMMANDS.items():
-        with harness.serving(command, log_dir=log_dir) as server:
-            workers = server.wait_for_workers(2)
-            master = server.main_process()
-            fresh = measure_memory.snapshot(master, workers)
-            pools = {}
-            limits = httpx.Limits(max_keepalive_connections=0)
-            with httpx.Client(base_url=server.url(""), limits=limits, timeout=30) as client:
-                for _ in range(200):
-                    answer = client.get("/pools").json()
-                    pools[answer["pid"]] = answer
-                    if len(pools) == 2:
-                        break
-            measure_memory.hit_every_worker(server.url(""), "/table/sum", 2)
-            touched = measure_memory.snapshot(master, workers)
-            seen[name] = {"master": master.pid, "workers": {w.pid for w in workers},
-                          "pools": pools, "fresh": fresh, "touched": touched}
-    return seen
+        server = data[command]
+        seen[name] = {
+            "master": server["master"], "workers": set(server["workers"]),
+            "pools": {int(pid): answer for pid, answer in server["pools"].items()},
+            "fresh": server["states"]["after start"],
+            "touched": server["states"]["after each worker read TABLE"],
+        }
+    return {"output": result.output, "memory.md": (log_dir / "memory.md").read_text("utf-8"),
+            "cpus.md": (log_dir / "cpus.md").read_text("utf-8"), **seen}
 
 
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    return once(tmp_path_factory, "scaling-observed", observe)
+def observed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One run of measure_memory.sh per test session, shared by the tests that read it."""
+    return once(tmp_path_factory, "scaling-observed", run_measure_command)
 
 
 # --------------------------------------------------------------------------- state
@@ -105,9 +105,10 @@ def test_workers_do_not_share_module_state(log_dir: Path) -> None:
 # --------------------------------------------------------------------------- pools
 
 
-def test_lifespan_pool_is_created_in_each_worker(observed: dict[str, dict]) -> None:
+def test_lifespan_pool_is_created_in_each_worker(observed: dict) -> None:
     """With or without --preload, lifespan runs in each worker: one pool per worker process."""
-    for name, seen in observed.items():
+    for name in COMMANDS:
+        seen = observed[name]
         pools = seen["pools"]
         assert set(pools) == seen["workers"], name
         for pid, answer in pools.items():
@@ -157,25 +158,21 @@ def test_reading_shared_objects_copies_them(observed: dict[str, dict]) -> None:
     assert total_pss(touched) >= 0.85 * total_pss(plain["touched"])
 
 
-def test_memory_command_writes_both_tables(log_dir: Path) -> None:
-    result = harness.run("scaling/measure_memory.sh", env={
-        "MEASURE_OUTPUT_DIR": str(log_dir), "HANDBOOK_LOG_DIR": str(log_dir),
-    }, timeout=240, log_dir=log_dir)
-    memory = (log_dir / "memory.md").read_text("utf-8")
-    cpus = (log_dir / "cpus.md").read_text("utf-8")
-    assert memory in result.output and cpus in result.output
+def test_memory_command_writes_both_tables(observed: dict) -> None:
+    memory, cpus = observed["memory.md"], observed["cpus.md"]
+    assert memory in observed["output"] and cpus in observed["output"]
     for _, how in measure_memory.SERVERS:
         for state in ("after start", "after each worker read TABLE"):
             assert re.search(rf"^\| {re.escape(how)} \| {state} \|( \d+ MiB \|){{5}}$", memory,
                              re.M), (how, state)
     assert "Measured on" in memory and "python measure_memory.py" in memory
     assert "| `os.cpu_count()` |" in cpus
-    # The committed tables have the same rows.
-    for ref in ("scaling/memory.md", "scaling/cpus.md"):
+    # The committed tables have the same rows (their labels: the numbers are this machine's).
+    for ref, labels in (("scaling/memory.md", 2), ("scaling/cpus.md", 1)):
         committed = harness.snippet(ref).text.splitlines()
-        fresh = (log_dir / Path(ref).name).read_text("utf-8").splitlines()
-        assert [ln.split("|")[1:3] for ln in committed[:-2]] == [
-            ln.split("|")[1:3] for ln in fresh[:-2]]
+        fresh = observed[Path(ref).name].splitlines()
+        assert [ln.split("|")[1:1 + labels] for ln in committed[:-2]] == [
+            ln.split("|")[1:1 + labels] for ln in fresh[:-2]]
 
 
 # --------------------------------------------------------------------------- how many workers

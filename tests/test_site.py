@@ -195,3 +195,8 @@ def test_readme_serve_command_serves_every_language(tmp_path: Path) -> None:
         leftovers = harness.kill_group(proc.pid)
         proc.wait(timeout=10)
     assert leftovers, "mkdocs serve had already exited"
+
+
+def test_site_publishes_no_theme_data(built_site: Path) -> None:
+    """overrides/ holds glossary.yml next to the theme; the build leaves it out of the site."""
+    assert not (built_site / "glossary.yml").exists()

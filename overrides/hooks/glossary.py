@@ -91,7 +91,9 @@ def render(lang: str, terms: list[Term] | None = None) -> str:
     """The Markdown table the glossary page in ``lang`` includes."""
     terms = load() if terms is None else terms
     head = HEADERS[lang]
-    lines = [NOTICE, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    # The class lets overrides/assets/stylesheets/handbook.css stack each row on a phone.
+    lines = [NOTICE, "", '<div class="hb-glossary" markdown>', "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in terms:
         cells = []
         for col in LANGS:
@@ -102,6 +104,7 @@ def render(lang: str, terms: list[Term] | None = None) -> str:
             cells.append(f"{word}<br>{struck}" if struck else word)
         cells.append(_cell(t.define[lang]))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "</div>"]
     return "\n".join(lines) + "\n"
 
 

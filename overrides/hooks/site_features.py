@@ -101,6 +101,8 @@ def on_post_build(config):
     site = Path(config.site_dir)
     prefix = languages(config)[current_language(config)]
     root_404 = site / "404.html"
+    # Every build copies the theme folder's files, glossary.yml too: it is data, not the site.
+    (site / "glossary.yml").unlink(missing_ok=True)
     if not prefix:
         _root_404 = root_404.read_bytes() if root_404.is_file() else None
         copy_mermaid(site)

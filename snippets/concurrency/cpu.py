@@ -1,4 +1,4 @@
-"""CPU-bound work four ways: inline, in a thread, in a process pool, and next to /ping."""
+"""CPU-bound work four ways: inline, in two kinds of thread, in a process pool."""
 
 import asyncio
 import multiprocessing
@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 
 
 def burn(n: int) -> int:
-    # Pure-Python arithmetic: it holds the GIL the whole time (~70 ms for n=1_000_000 here).
+    # Pure-Python arithmetic: holds the GIL all along (~70 ms for n=1_000_000 here).
     total = 0
     for i in range(n):
         total += i * i
@@ -21,10 +21,11 @@ def burn(n: int) -> int:
 # --8<-- [start:pool]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # One process pool per worker process, created in the running worker (never at import).
-    # "spawn" starts fresh interpreters instead of forking a process that runs an event loop.
+    # One process pool per worker process, created in the worker (never at import).
+    # "spawn" starts fresh interpreters rather than forking a process that runs a loop.
     processes = int(os.environ.get("CPU_POOL_PROCESSES", "2"))
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
         app.state.pool = pool
         yield
 # --8<-- [end:pool]
@@ -57,6 +58,7 @@ async def to_thread(n: int = 1_000_000) -> dict[str, int]:
 @app.get("/cpu/process")
 async def in_process(request: Request, n: int = 1_000_000) -> dict[str, int]:
     loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(request.app.state.pool, burn, n)  # another process
+    pool = request.app.state.pool
+    result = await loop.run_in_executor(pool, burn, n)  # in another process
     return {"pid": os.getpid(), "result": result}
 # --8<-- [end:variants]

@@ -1,4 +1,4 @@
-"""Independent I/O with asyncio.gather, what return_exceptions changes, and TaskGroup."""
+"""Independent calls with asyncio.gather, return_exceptions, and TaskGroup."""
 
 import asyncio
 
@@ -26,19 +26,26 @@ async def finished_calls() -> list[str]:
 @app.get("/sequential")
 async def sequential(seconds: float = 1.0) -> list[str]:
     # Each await waits for the previous call: about 3 x seconds.
-    return [await call("a", seconds), await call("b", seconds), await call("c", seconds)]
+    a = await call("a", seconds)
+    b = await call("b", seconds)
+    c = await call("c", seconds)
+    return [a, b, c]
 
 
 @app.get("/gather")
 async def gathered(seconds: float = 1.0) -> list[str]:
     # The three calls wait at the same time: about 1 x seconds.
-    return await asyncio.gather(call("a", seconds), call("b", seconds), call("c", seconds))
+    return await asyncio.gather(
+        call("a", seconds), call("b", seconds), call("c", seconds)
+    )
 # --8<-- [end:sequential-vs-gather]
 
 
 # --8<-- [start:failures]
 @app.get("/gather-failing")
-async def gather_failing(seconds: float = 1.0, return_exceptions: bool = False) -> list[str]:
+async def gather_failing(
+    seconds: float = 1.0, return_exceptions: bool = False
+) -> list[str]:
     results = await asyncio.gather(
         call("gather-fails", seconds / 2, fail=True),
         call("gather-slow", seconds),

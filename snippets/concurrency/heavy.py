@@ -1,4 +1,4 @@
-"""CPU-bound work in Gunicorn's dirty workers: a separate pool of processes next to the app."""
+"""CPU-bound work in Gunicorn's dirty workers: a separate pool of processes."""
 
 import os
 
@@ -15,7 +15,7 @@ def burn(n: int) -> int:
 
 # --8<-- [start:dirty-app]
 class Burner(DirtyApp):
-    """Loaded once in each dirty worker process; HTTP workers call its methods by name."""
+    """Loaded once in each dirty worker; HTTP workers call its methods by name."""
 
     def init(self) -> None:
         # Load models, open pools: runs in the dirty worker after fork.
@@ -37,7 +37,7 @@ async def ping() -> dict[str, str]:
 # --8<-- [start:endpoint]
 @app.get("/cpu/dirty")
 async def dirty(n: int = 1_000_000) -> dict[str, int]:
-    # One connection per request: a DirtyClient must not be shared by concurrent requests.
+    # A client per request: concurrent requests must not share one DirtyClient.
     async with DirtyClient(os.environ["GUNICORN_DIRTY_SOCKET"], timeout=60) as client:
         answer = await client.execute_async("heavy:Burner", "burn", n)
     return {"pid": os.getpid(), **answer}
@@ -47,8 +47,8 @@ async def dirty(n: int = 1_000_000) -> dict[str, int]:
 # --8<-- [start:context-client]
 @app.get("/cpu/dirty-context-client")
 async def dirty_context_client(n: int = 1_000_000) -> dict[str, int]:
-    # The shortcut from Gunicorn's docs keeps one client per context; every request runs in a
-    # new context, so every request opens a connection to the arbiter and nothing closes it.
+    # The shortcut from Gunicorn's docs keeps one client per context. Every request
+    # runs in a new context, so each one opens a connection that nothing closes.
     client = await get_dirty_client_async()
     answer = await client.execute_async("heavy:Burner", "burn", n)
     return {"pid": os.getpid(), **answer}

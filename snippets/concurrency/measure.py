@@ -33,7 +33,12 @@ class Run:
     wall: float  # seconds from the first request sent to the last answer
     ping: list[float] = field(default_factory=list)  # /ping latencies meanwhile, seconds
     cpu_by_process: dict[int, float] = field(default_factory=dict)  # CPU seconds used meanwhile
-    pids: set[int] = field(default_factory=set)  # the "pid" fields of the JSON answers
+    answers: list[dict] = field(default_factory=list)  # the JSON answers, in arrival order
+
+    @property
+    def pids(self) -> set[int]:
+        """The worker processes that answered (the answers' "pid" fields)."""
+        return {a["pid"] for a in self.answers if "pid" in a}
 
     @property
     def cpu_seconds(self) -> float:
@@ -88,7 +93,7 @@ async def run(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     pings: list[float] = []
     latencies: list[float] = []
-    pids: set[int] = set()
+    answers: list[dict] = []
     done = asyncio.Event()
 
     async def pinger() -> None:
@@ -108,10 +113,7 @@ async def run(
                 start = time.perf_counter()
                 response = await client.get(path)
                 latencies.append(time.perf_counter() - start)
-            response.raise_for_status()
-            body = response.json()
-            if isinstance(body, dict) and "pid" in body:
-                pids.add(body["pid"])
+            answers.append(response.raise_for_status().json())
 
         cpu_before = cpu_seconds(processes) if processes else None
         pinging = asyncio.create_task(pinger()) if ping_path else None
@@ -125,7 +127,7 @@ async def run(
     used = {}
     if cpu_before is not None and cpu_after is not None:
         used = {pid: t - cpu_before.get(pid, 0.0) for pid, t in cpu_after.items()}
-    return Run(latencies=latencies, wall=wall, ping=pings, cpu_by_process=used, pids=pids)
+    return Run(latencies=latencies, wall=wall, ping=pings, cpu_by_process=used, answers=answers)
 
 
 # --------------------------------------------------------------------------- the table
@@ -184,7 +186,11 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
     for command, path, what in CPU_ROWS:
         by_server.setdefault(command, []).append((path, what))
     for command, paths in by_server.items():
-        server = harness.start(command, log_dir=log_dir)
+        # Its own TMPDIR: Gunicorn's dirty arbiter keeps a PID file there that another server
+        # with the same app name would act on (see the page).
+        tmpdir = log_dir / f"tmp-{time.monotonic_ns()}"
+        tmpdir.mkdir(parents=True)
+        server = harness.start(command, log_dir=log_dir, env={"TMPDIR": str(tmpdir)})
         try:
             server.wait_ready("/ping")
             if "2_workers" in command:

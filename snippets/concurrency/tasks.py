@@ -12,8 +12,8 @@ OUTBOX = Path(os.environ.get("OUTBOX_DIR", "outbox"))
 
 
 async def publish(event_id: int) -> None:
-    # Stands in for publishing to a message broker: it takes a while, then has an effect.
-    await asyncio.sleep(2)
+    # Stands in for publishing to a broker: it takes a while, then has an effect.
+    await asyncio.sleep(4)
     await asyncio.to_thread(OUTBOX.joinpath(f"{event_id}.published").write_text, "ok\n")
 
 

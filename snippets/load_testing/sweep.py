@@ -2,12 +2,14 @@
 
 Run it from this folder, in the virtual environment that has Gunicorn and Locust:
 
-    python sweep.py                      # 1 to 4 workers, 20 s each; rewrites sweep*.md
-    python sweep.py --quick --out DIR    # 1 and 2 workers, 2 s each, written to DIR
+    python sweep.py                      # 1 to 4 workers, 3 rounds of 10 s; rewrites sweep*.md
+    python sweep.py --quick --out DIR    # 1 and 2 workers, one round of 2 s, written to DIR
 
 Each run starts the command of serve.sh with --workers N, on 127.0.0.1 and a free port,
 waits until it answers, runs Locust headless against it (on this same machine), and stops
-the server: SIGTERM to its process group, SIGKILL if it is still there 30 s later.
+the server: SIGTERM to its process group, SIGKILL if it is still there 30 s later. Rounds go
+1, 2, 3, 4 workers, then 4, 3, 2, 1, and so on; each row of the table is the run with the
+median throughput for its worker count, so one disturbed run does not decide a row.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ COMMAND = "python sweep.py"  # the one command that regenerates sweep.md (and .v
 SERVER = ("gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers {workers}"
           " --bind 127.0.0.1:{port} --no-control-socket")
 USERS = 20  # simulated users, each sending its next request as soon as the last one returns
-SECONDS = 20  # per run (--quick: 2)
+SECONDS = 10  # per run (--quick: 2)
 WORKERS = (1, 2, 3, 4)  # (--quick: 1 and 2)
+ROUNDS = 3  # runs per worker count (--quick: 1)
 # --8<-- [end:settings]
 
 
@@ -101,6 +104,7 @@ def percentile(histogram: dict[int, int], fraction: float) -> int:
 def measure(workers: int, seconds: int, scratch: Path) -> dict[str, float]:
     """One run: start the server with `workers` workers, load it, stop it, summarize."""
     port = free_port()
+    scratch.mkdir(parents=True, exist_ok=True)
     log = (scratch / f"server-{workers}.log").open("wb")
     argv = shlex.split(SERVER.format(workers=workers, port=port))
     argv[0] = shutil.which(argv[0]) or str(Path(sys.executable).with_name(argv[0]))
@@ -163,47 +167,55 @@ TEXT = {
     "en": {
         "intro": "Measured by `{command}` on {date}: {cpu}, {cores} cores, {memory}, {os}, "
                  "Python {python}; Gunicorn {gunicorn} with uvicorn-worker {uw}, Locust {locust} "
-                 "with {users} users on the same machine, {seconds} s per run. Load average "
-                 "before the runs: {load}.",
+                 "with {users} users on the same machine, {seconds} s per run; each row is "
+                 "the median of {rounds} runs. Load average before the runs: {load}.",
         "columns": ["workers", "requests/s", "median (ms)", "p95 (ms)", "p99 (ms)", "failures",
                     "server CPU (cores)", "Locust CPU (cores)", "seconds measured"],
         "workers": ("{k} worker", "{k} workers"),
         "stopped": "Throughput stopped growing at **{n}**: going to {m} changed requests per "
                    "second by {change}.",
         "growing": "Throughput was still growing at {n}: try more.",
+        "busy": "The machine was busy (load average {load} on {cores} cores): the server got "
+                "only part of its CPU, so these rows show the method, not the app's capacity.",
     },
     "vi": {
         "intro": "Đo bằng `{command}` ngày {date}: {cpu}, {cores} nhân, {memory}, {os}, "
                  "Python {python}; Gunicorn {gunicorn} với uvicorn-worker {uw}, Locust {locust} "
-                 "với {users} user chạy trên cùng máy, mỗi lần chạy {seconds} giây. Load "
-                 "average trước khi chạy: {load}.",
+                 "với {users} user chạy trên cùng máy, mỗi lần chạy {seconds} giây; mỗi dòng "
+                 "là trung vị của {rounds} lần chạy. Load average trước khi chạy: {load}.",
         "columns": ["worker", "request/giây", "trung vị (ms)", "p95 (ms)", "p99 (ms)", "lỗi",
                     "CPU server (nhân)", "CPU Locust (nhân)", "số giây đo được"],
         "workers": ("{k} worker", "{k} worker"),
         "stopped": "Thông lượng ngừng tăng ở **{n}**: lên {m} thì số request mỗi giây thay "
                    "đổi {change}.",
         "growing": "Thông lượng vẫn còn tăng ở {n}: hãy thử nhiều hơn.",
+        "busy": "Máy đang bận (load average {load} trên {cores} nhân): server chỉ nhận được một "
+                "phần CPU, nên các dòng này minh họa phương pháp, không phải năng lực của ứng "
+                "dụng.",
     },
     "zh": {
         "intro": "由 `{command}` 于 {date} 测得：{cpu}，{cores} 核，{memory}，{os}，"
                  "Python {python}；Gunicorn {gunicorn} 配合 uvicorn-worker {uw}，Locust {locust} "
-                 "在同一台机器上模拟 {users} 个用户，每轮 {seconds} 秒。运行前的负载均值："
-                 "{load}。",
+                 "在同一台机器上模拟 {users} 个用户，每次运行 {seconds} 秒；每一行取 {rounds} "
+                 "次运行的中位数。运行前的负载均值：{load}。",
         "columns": ["工作进程数", "每秒请求数", "中位数 (ms)", "p95 (ms)", "p99 (ms)", "失败数",
                     "服务器 CPU（核）", "Locust CPU（核）", "实测秒数"],
         "workers": ("{k} 个工作进程", "{k} 个工作进程"),
         "stopped": "吞吐量在 **{n}**时不再增长：增加到 {m} 后，每秒请求数变化 {change}。",
-        "growing": "到 {n} 时吞吐量仍在增长：请再多试几档。",
+        "growing": "到 {n}时吞吐量仍在增长：请再多试几档。",
+        "busy": "测量时机器很忙（{cores} 核上的负载均值为 {load}）：服务器只分到一部分 CPU，"
+                "所以这几行展示的是方法，而不是应用的实际容量。",
     },
 }
 
 
-def report(rows: list[dict[str, float]], seconds: int, load: float, lang: str = "en") -> str:
+def report(rows: list[dict[str, float]], seconds: int, rounds: int, load: float,
+           lang: str = "en") -> str:
     words, m = TEXT[lang], machine()
     intro = words["intro"].format(
         command=COMMAND, date=datetime.date.today().isoformat(), **m, gunicorn=version("gunicorn"),
         uw=version("uvicorn-worker"), locust=version("locust"), users=USERS, seconds=seconds,
-        load=f"{load:.1f}")
+        rounds=rounds, load=f"{load:.1f}")
     lines = [intro, "", "| " + " | ".join(words["columns"]) + " |",
              "|" + "---:|" * len(words["columns"])]
     for r in rows:
@@ -213,6 +225,8 @@ def report(rows: list[dict[str, float]], seconds: int, load: float, lang: str = 
             f"| {r['seconds']:.1f} |"
         )
     lines += ["", conclusion(rows, words)]
+    if load > (os.cpu_count() or 1):
+        lines += ["", words["busy"].format(load=f"{load:.1f}", cores=os.cpu_count())]
     return "\n".join(lines) + "\n"
 
 
@@ -231,18 +245,22 @@ def conclusion(rows: list[dict[str, float]], words: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 and 2 workers, 2 s each")
+    parser.add_argument("--quick", action="store_true", help="1 and 2 workers, one 2 s round")
     parser.add_argument("--out", type=Path, default=HERE, help="where sweep.md goes")
     args = parser.parse_args()
-    seconds, counts = (2, WORKERS[:2]) if args.quick else (SECONDS, WORKERS)
+    seconds, counts, rounds = (2, WORKERS[:2], 1) if args.quick else (SECONDS, WORKERS, ROUNDS)
     args.out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
+    runs: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
     with tempfile.TemporaryDirectory() as scratch:
-        rows = [measure(n, seconds, Path(scratch)) for n in counts]
+        for r in range(rounds):
+            for n in counts if r % 2 == 0 else counts[::-1]:
+                runs[n].append(measure(n, seconds, Path(scratch) / f"round-{r}"))
+    rows = [sorted(runs[n], key=lambda run: run["rps"])[rounds // 2] for n in counts]
     for lang in TEXT:
         name = "sweep.md" if lang == "en" else f"sweep.{lang}.md"
-        (args.out / name).write_text(report(rows, seconds, load, lang))
-    print(report(rows, seconds, load))
+        (args.out / name).write_text(report(rows, seconds, rounds, load, lang))
+    print(report(rows, seconds, rounds, load))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ uvicorn main:app --workers 2 --timeout-worker-healthcheck 30 --host 0.0.0.0 --po
 # --8<-- [start:preload]
 gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --preload --bind 0.0.0.0:8000
 # --8<-- [end:preload]
+# --8<-- [start:config]
+gunicorn main:app --config workers.conf.py --worker-class uvicorn_worker.UvicornWorker --bind 0.0.0.0:8000
+# --8<-- [end:config]
 # --8<-- [start:uvicorn-slow-start]
 uvicorn slow_start:app --workers 2 --host 0.0.0.0 --port 8000
 # --8<-- [end:uvicorn-slow-start]

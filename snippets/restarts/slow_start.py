@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-STARTUP_SECONDS = 7
+STARTUP_SECONDS = 6
 
 
 @asynccontextmanager

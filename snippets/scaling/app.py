@@ -21,7 +21,7 @@ class Pool:
         return {"id": self.id, "created_in": self.created_in, "size": self.size}
 
 
-import_time_pool = Pool(size=10)  # created when the module is imported: wherever that is
+import_time_pool = Pool(size=10)  # created where the module is imported
 
 
 @asynccontextmanager
@@ -57,12 +57,12 @@ async def pools() -> dict[str, object]:
 
 
 # --8<-- [start:data]
-# Read-only data loaded at import, like a model or a lookup table: a million Python ints.
+# Read-only data loaded at import, like a model or a lookup table: a million ints.
 TABLE = [i * 7 for i in range(1_000_000)]
 
 
 @app.get("/table/sum")
 async def table_sum() -> dict[str, int]:
-    # Only reads TABLE, yet touching each int updates its reference count: a memory write.
+    # Only reads TABLE, yet each int it touches gets its reference count updated.
     return {"pid": os.getpid(), "sum": sum(TABLE)}
 # --8<-- [end:data]

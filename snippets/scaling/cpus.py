@@ -22,11 +22,12 @@ def cgroup_cpu_limit() -> str:
 
 
 def report() -> dict[str, object]:
+    # Python 3.13+: the CPUs this process may run on (its affinity), not the quota.
+    process_cpu_count = getattr(os, "process_cpu_count", None)
     return {
         "os.cpu_count()": os.cpu_count(),
         "len(os.sched_getaffinity(0))": len(os.sched_getaffinity(0)),
-        # Python 3.13+: the CPUs this process may run on (affinity), not the cgroup quota.
-        "os.process_cpu_count()": getattr(os, "process_cpu_count", lambda: "needs Python 3.13")(),
+        "os.process_cpu_count()": process_cpu_count() if process_cpu_count else "needs 3.13",
         "cgroup CPU quota": cgroup_cpu_limit(),
     }
 

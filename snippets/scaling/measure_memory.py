@@ -7,6 +7,7 @@ Run it from this folder; it starts both servers the page shows, measures them, s
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -37,16 +38,18 @@ def memory(proc: psutil.Process) -> dict[str, float]:
     return {"rss": info.rss / MIB, "pss": info.pss / MIB, "uss": info.uss / MIB}
 
 
-def hit_every_worker(base_url: str, path: str, workers: int, attempts: int = 200) -> set[int]:
-    """GET `path` on new connections until `workers` different worker PIDs have answered."""
-    pids: set[int] = set()
+def hit_every_worker(base_url: str, path: str, workers: int, attempts: int = 200) -> dict:
+    """GET `path` on new connections until `workers` different worker PIDs have answered;
+    return each worker's answer."""
+    answers: dict[int, dict] = {}
     limits = httpx.Limits(max_keepalive_connections=0)  # a new connection, a new accept()
     with httpx.Client(base_url=base_url, limits=limits, timeout=60) as client:
         for _ in range(attempts):
-            pids.add(client.get(path).json()["pid"])
-            if len(pids) == workers:
-                return pids
-    raise RuntimeError(f"only workers {pids} answered {path} in {attempts} requests")
+            answer = client.get(path).json()
+            answers[answer["pid"]] = answer
+            if len(answers) == workers:
+                return answers
+    raise RuntimeError(f"only workers {set(answers)} answered {path} in {attempts} requests")
 
 
 def snapshot(master: psutil.Process, workers: list[psutil.Process]) -> dict[str, object]:
@@ -55,14 +58,19 @@ def snapshot(master: psutil.Process, workers: list[psutil.Process]) -> dict[str,
 
 
 def measure_server(harness, command: str, log_dir: Path) -> dict[str, object]:
-    """Memory after start, then after every worker has read the shared table once."""
+    """Memory after start, then after every worker has read the shared table once (and, for
+    the record, which process created each worker's pools)."""
     with harness.serving(command, log_dir=log_dir) as server:
         workers = server.wait_for_workers(2)
         master = server.main_process()
         fresh = snapshot(master, workers)
+        pools = hit_every_worker(server.url(""), "/pools", len(workers))
         hit_every_worker(server.url(""), "/table/sum", len(workers))
         touched = snapshot(master, workers)
-    return {"after start": fresh, "after each worker read TABLE": touched}
+    return {
+        "master": master.pid, "workers": [w.pid for w in workers], "pools": pools,
+        "states": {"after start": fresh, "after each worker read TABLE": touched},
+    }
 
 
 def row(how: str, state: str, shot: dict) -> str:
@@ -101,9 +109,10 @@ def main() -> None:
     out_dir = Path(os.environ.get("MEASURE_OUTPUT_DIR", HERE))
     log_dir = Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs")) / "measure-memory"
     log_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, data = [], {}
     for command, how in SERVERS:
-        for state, shot in measure_server(harness, command, log_dir).items():
+        data[command] = measure_server(harness, command, log_dir)
+        for state, shot in data[command]["states"].items():
             rows.append(row(how, state, shot))
     (out_dir / "memory.md").write_text("\n".join([
         "| Gunicorn started | when | RSS per worker | PSS per worker | USS per worker "
@@ -127,6 +136,8 @@ def main() -> None:
     ]), "utf-8")
     for name in ("memory.md", "cpus.md"):
         print((out_dir / name).read_text("utf-8"))
+    if os.environ.get("MEASURE_DATA"):  # the raw numbers, for the test suite's assertions
+        Path(os.environ["MEASURE_DATA"]).write_text(json.dumps(data))
 
 
 if __name__ == "__main__":

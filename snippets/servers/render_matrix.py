@@ -6,11 +6,13 @@ import yaml
 
 HERE = Path(__file__).parent
 OUTPUT = {"en": "matrix.md", "vi": "matrix.vi.md", "zh": "matrix.zh.md"}
-FIRST_COLUMN = {"en": "Server", "vi": "Server", "zh": "服务器"}
 HEADER = "<!-- Generated from matrix.yml by render_matrix.py: edit those, not this file. -->\n"
 
 
-def cell(matrix: dict, lang: str, data: dict) -> str:
+def cell(matrix: dict, lang: str, row: dict, column: str) -> str:
+    if "untested" in row:
+        return "–"
+    data = row["cells"][column]
     text = matrix["labels"][data["value"]][lang]
     if "note" in data:
         text += f"<br>{data['note'][lang]}"
@@ -18,22 +20,21 @@ def cell(matrix: dict, lang: str, data: dict) -> str:
 
 
 def render(matrix: dict, lang: str) -> str:
-    columns = matrix["columns"]
-    lines = [
-        "| " + " | ".join([FIRST_COLUMN[lang], *(c[lang] for c in columns.values())]) + " |",
-        "|" + "---|" * (len(columns) + 1),
-    ]
+    """One column per server, one line per feature; an untested server gets a footnote."""
+    rows = matrix["rows"]
+    names = []
     footnotes = []
-    for key, row in matrix["rows"].items():
+    for key, row in rows.items():
         name = row["name"][lang]
         if "untested" in row:
-            marker = f"[^{key}]"
-            name += marker
-            cells = [matrix["labels"]["untested"][lang]] + ["⚪"] * (len(columns) - 1)
-            footnotes.append(f"{marker}: {row['untested']['why'][lang]}")
-        else:
-            cells = [cell(matrix, lang, row["cells"][column]) for column in columns]
-        lines.append("| " + " | ".join([name, *cells]) + " |")
+            name += f"[^{key}]"
+            untested = matrix["labels"]["untested"][lang]
+            footnotes.append(f"[^{key}]: **{untested}** {row['untested']['why'][lang]}")
+        names.append(name)
+    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(rows) + 1) + "|"]
+    for column, title in matrix["columns"].items():
+        cells = [cell(matrix, lang, row, column) for row in rows.values()]
+        lines.append(f"| **{title[lang]}** | " + " | ".join(cells) + " |")
     return HEADER + "\n".join(lines) + "\n\n" + "\n".join(footnotes) + "\n"
 
 
