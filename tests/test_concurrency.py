@@ -14,9 +14,11 @@ import json
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -408,6 +410,11 @@ def test_two_workers_compute_in_two_processes(measured: dict) -> None:
 # --------------------------------------------------------------------------- dirty workers
 
 
+def short_tmpdir() -> Path:
+    """A fresh directory with a short path: the arbiter's Unix socket path must fit 108 bytes."""
+    return Path(tempfile.mkdtemp(prefix="hb-dirty-", dir="/tmp"))
+
+
 def start_dirty(log_dir: Path, env: dict[str, str] | None = None,
                 tmpdir: Path | None = None) -> harness.Server:
     """serve_dirty.sh, waited for: one HTTP worker and two dirty workers ready.
@@ -417,9 +424,8 @@ def start_dirty(log_dir: Path, env: dict[str, str] | None = None,
     (see test_second_server_with_the_same_name_breaks_dirty_calls). The harness counts the
     master's children as workers, and the dirty arbiter is one of them, so this waits on the
     log instead."""
-    if tmpdir is None:
-        tmpdir = log_dir / f"tmp-{time.monotonic_ns()}"
-    tmpdir.mkdir(parents=True, exist_ok=True)
+    tmpdir = tmpdir or short_tmpdir()
+    log_dir.mkdir(parents=True, exist_ok=True)
     server = harness.start("concurrency/serve_dirty.sh", log_dir=log_dir,
                            env={"TMPDIR": str(tmpdir), **(env or {})})
     server.wait_ready("/ping")
@@ -430,6 +436,7 @@ def start_dirty(log_dir: Path, env: dict[str, str] | None = None,
 def stop_dirty(server: harness.Server) -> None:
     server.stop(timeout=2, expect_clean=False)  # see test_dirty_workers_delay_shutdown_after_use
     harness.kill_group(server.proc.pid)
+    shutil.rmtree(server.env["TMPDIR"], ignore_errors=True)
 
 
 def test_second_server_with_the_same_name_breaks_dirty_calls(log_dir: Path) -> None:
@@ -437,7 +444,7 @@ def test_second_server_with_the_same_name_breaks_dirty_calls(log_dir: Path) -> N
     one's dirty arbiter (its "orphan" clean-up trusts the PID file). The first master starts a
     new arbiter on a new socket, but its HTTP workers still call the old one and fail. A second
     server with its own TMPDIR leaves the first alone."""
-    shared = log_dir / "shared-tmp"
+    shared = short_tmpdir()
     first = start_dirty(log_dir / "first", tmpdir=shared)
     try:
         assert first.get("/cpu/dirty?n=10").status_code == 200
@@ -513,7 +520,7 @@ def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> No
         rc = server.stop(timeout=20, expect_clean=False)
         took = time.monotonic() - start
     finally:
-        harness.kill_group(server.proc.pid)
+        stop_dirty(server)
     assert rc == 0
     if used:
         assert took >= 5.5, (took, server.log()[-1500:])  # the master waited it out

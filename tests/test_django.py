@@ -26,9 +26,9 @@ PROJECT_FILES = ["django/settings.py", "django/urls.py", "django/views.py",
 assert all(harness.snippet(f).folder == PROJECT for f in PROJECT_FILES)
 
 
-async def receive_until(ws, wanted: Callable[[dict], bool], timeout: float) -> dict:
+async def receive_until(ws, wanted: Callable[[dict], bool], seconds: float) -> dict:
     """Read messages until one matches; others (broadcasts of other clients) are skipped."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(seconds):
         while True:
             message = json.loads(await ws.recv())
             if wanted(message):

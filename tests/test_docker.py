@@ -221,7 +221,7 @@ class Image:
     def command(self, argv: list[str], *, env: dict[str, str] | None = None,
                 pid1: bool = False) -> str:
         """The shell command that runs ``argv`` inside the emulated container."""
-        prefix: list[str] = pid_namespace() if pid1 else []
+        prefix = list(pid_namespace()) if pid1 else []
         prefix += ["env", "-i", *(f"{k}={v}" for k, v in self.runtime_env(env).items())]
         if os.geteuid() == 0:
             uid, gid, _ = self.uid_gid_home()
@@ -239,7 +239,7 @@ class Image:
 
 
 @functools.cache
-def pid_namespace() -> list[str]:
+def pid_namespace() -> tuple[str, ...]:
     """The prefix that runs a command as PID 1 of a new PID namespace, as a container runtime
     does: plain `unshare` as root, with a user namespace otherwise."""
     prefix = ["unshare", "--pid", "--fork", "--kill-child"]
@@ -251,7 +251,7 @@ def pid_namespace() -> list[str]:
         raise BuildError(f"this machine cannot start a process in a new PID namespace with "
                          f"{shlex.join(prefix)}: {probe.stderr.strip() or probe.stdout.strip()} "
                          "(run the tests as root, or allow unprivileged user namespaces)")
-    return prefix
+    return tuple(prefix)
 
 
 @dataclass(frozen=True)

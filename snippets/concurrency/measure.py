@@ -10,8 +10,10 @@ The table it writes replaces guessed speed-ups with numbers from real servers.
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -188,9 +190,8 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
     for command, paths in by_server.items():
         # Its own TMPDIR: Gunicorn's dirty arbiter keeps a PID file there that another server
         # with the same app name would act on (see the page).
-        tmpdir = log_dir / f"tmp-{time.monotonic_ns()}"
-        tmpdir.mkdir(parents=True)
-        server = harness.start(command, log_dir=log_dir, env={"TMPDIR": str(tmpdir)})
+        tmpdir = tempfile.mkdtemp(prefix="hb-measure-")  # short: it holds Unix sockets
+        server = harness.start(command, log_dir=log_dir, env={"TMPDIR": tmpdir})
         try:
             server.wait_ready("/ping")
             if "2_workers" in command:
@@ -211,6 +212,7 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
             # Gunicorn 27.0.1's dirty workers make a SIGTERM wait for the whole graceful
             # timeout (see the page); stop after a short wait instead, then kill the group.
             server.stop(timeout=3 if "dirty" in command else 30, expect_clean=False)
+            shutil.rmtree(tmpdir, ignore_errors=True)
     base = rows[0][1].per_second
     lines = [
         f"| {what} | {r.per_second:.1f} | {r.per_second / base:.2f}x | "
@@ -220,20 +222,21 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
     return lines, data
 
 
-def describe(harness, command: str) -> str:
+def describe(harness, command: str, load_before: float) -> str:
     m = harness.machine_description()
     versions = ", ".join(
         f"{name} {version(name)}" for name in ("fastapi", "uvicorn", "gunicorn", "anyio")
     )
     return (
         f"Measured on {m['cpu']} ({m['cores']} cores, {m['memory']}), {m['os']}, "
-        f"Python {m['python']}; {versions}; {datetime.now(UTC):%Y-%m-%d}, load average "
-        f"{os.getloadavg()[0]:.1f} at the end. "
+        f"Python {m['python']}; {versions}; {datetime.now(UTC):%Y-%m-%d}; load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after. "
         f"Regenerate with `{command}` in `snippets/concurrency/`."
     )
 
 
 def write_table(harness, scale: Scale, out: Path, log_dir: Path) -> dict:
+    load_before = os.getloadavg()[0]  # other programs' CPU use changes the CPU rows
     io_rows, io_data = measure_io(harness, scale, log_dir)
     cpu_rows, cpu_data = measure_cpu(harness, scale, log_dir)
     text = "\n".join(
@@ -253,7 +256,7 @@ def write_table(harness, scale: Scale, out: Path, log_dir: Path) -> dict:
             "|---|---|---|---|---|",
             *cpu_rows,
             "",
-            describe(harness, "python measure.py"),
+            describe(harness, "python measure.py", load_before),
             "",
         ]
     )
