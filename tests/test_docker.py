@@ -23,7 +23,6 @@ There is no Docker engine here. What replaces it is a small, strict emulator (``
 
 from __future__ import annotations
 
-import atexit
 import functools
 import hashlib
 import json
@@ -37,6 +36,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -465,6 +465,7 @@ def healthcheck(image: Image, server: harness.Server) -> harness.Result:
 # --------------------------------------------------------------------------- built images
 
 _BUILT: dict[str, Image] = {}
+_WORKSPACES: list[Path] = []
 
 
 def new_workspace() -> Path:
@@ -475,8 +476,24 @@ def new_workspace() -> Path:
             break  # the rewrite must not touch the path
         path.rmdir()
     path.chmod(0o755)
-    atexit.register(shutil.rmtree, path, ignore_errors=True)  # images outlive a test
+    _WORKSPACES.append(path)
     return path
+
+
+def remove_workspaces() -> None:
+    """Delete every image built in this process, and forget them (and the stage cache)."""
+    for path in _WORKSPACES:
+        shutil.rmtree(path, ignore_errors=True)
+    _WORKSPACES.clear()
+    _BUILT.clear()
+    _STAGE_CACHE.clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workspaces_removed() -> Iterator[None]:
+    """Images live as long as this module's tests in one process (the build is shared)."""
+    yield
+    remove_workspaces()
 
 
 def image_of(ref: str) -> Image:

@@ -11,6 +11,7 @@ import copy
 import re
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes_validate
@@ -19,7 +20,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 import harness
-from test_docker import image_group, image_of
+from test_docker import image_group, image_of, remove_workspaces
 
 MANIFESTS = ("kubernetes/deployment.yaml", "kubernetes/service.yaml", "kubernetes/hpa.yaml",
              "kubernetes/pdb.yaml")
@@ -27,6 +28,12 @@ IMAGE = "docker/Dockerfile.k8s"
 #: The oldest Kubernetes release where every field used here is on by default (the preStop
 #: sleep action is beta, enabled by default, from 1.30), and the newest schema available.
 OLDEST, NEWEST = "1.30.0", kubernetes_validate.latest_version()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _images_removed() -> Iterator[None]:
+    yield
+    remove_workspaces()
 
 
 def load(ref: str) -> dict:
