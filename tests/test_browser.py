@@ -252,13 +252,10 @@ def test_search_finds_the_page_in_the_readers_language_only(browser: Browser, la
 
 
 def test_search_never_crosses_languages(browser: Browser) -> None:
-    """A word every language uses finds only the reader's pages; an English word, none in zh."""
+    """A word every language uses finds only the reader's own pages."""
     for lang in LANGS:
         _, found = _search(browser, lang, "Gunicorn")
         assert found, f"{lang}: nothing found for Gunicorn"
-        assert all(_lang_of(p) == lang for p in found), f"{lang}: {found}"
-    for lang in ("vi", "zh"):  # test_search_finds_... finds it on the English glossary
-        _, found = _search(browser, lang, SEARCH["en"])
         assert all(_lang_of(p) == lang for p in found), f"{lang}: {found}"
 
 
@@ -368,8 +365,9 @@ def test_phone_viewport_has_no_sideways_scroll_and_a_working_drawer(
             if path == "quickstart/":
                 page.screenshot(path=browser.shots / f"phone-{lang}.png")
             if path == "glossary/":  # rows stack into cards: nothing hides sideways in the table
-                hidden = page.evaluate("(() => { const t = document.querySelector('.hb-glossary table');"
-                                       " return t.scrollWidth - t.clientWidth })()")
+                hidden = page.evaluate(
+                    "(() => { const t = document.querySelector('.hb-glossary table');"
+                    " return t.scrollWidth - t.clientWidth })()")
                 assert hidden <= 1, f"{lang}: the glossary table scrolls sideways by {hidden}px"
             if path:
                 continue

@@ -251,9 +251,10 @@ def test_timeout_graceful_shutdown_cuts_long_requests(log_dir: Path) -> None:
     with harness.serving(
         "timeouts/graceful_shutdown.sh", log_dir=log_dir, cwd=APP.folder
     ) as server:
+        mark = len(server.log())
         short, s_box = in_background(timed_get, server, "/await/1")
         long, l_box = in_background(timed_get, server, "/await/6")
-        time.sleep(0.3)  # both requests are in flight
+        wait_until(lambda: server.log()[mark:].count("in flight: ") == 2, 30, "both requests")
         signalled = time.monotonic()
         # A lone uvicorn process re-raises the SIGTERM it handled once it has shut down, so it
         # ends "killed by SIGTERM" (-15) rather than with exit code 0.

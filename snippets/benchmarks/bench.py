@@ -324,7 +324,7 @@ TEXT = {
         "sau khi chạy.",
         "method": "wrk {wrk} với {threads} luồng, mỗi phép đo {seconds} giây{warmup}. Mỗi lần "
         "chỉ một server chạy trên 127.0.0.1; wrk chạy trên cùng máy.",
-        "warmup": ", mỗi phép đo đi sau {warmup} giây chạy cùng tải đó để làm nóng, không tính "
+        "warmup": "; trước mỗi phép đo có {warmup} giây chạy cùng tải đó để làm nóng, không tính "
         "vào kết quả (trừ trường hợp blocking, vốn chẳng có gì để làm nóng)",
         "versions": "Phiên bản: {versions}.",
         "caption": "**{title}** (`GET {path}`). {note}",

@@ -17,5 +17,7 @@ async def index() -> dict[str, str | int]:
 
 @app.get("/await/{seconds}")
 async def awaiting(seconds: float) -> dict[str, str | int]:
-    await asyncio.sleep(seconds)  # a request that is still in flight when a signal comes
+    # A request that is still in flight when a signal comes; the line shows it has arrived.
+    print(f"in flight: {seconds}s on {os.getpid()}", flush=True)
+    await asyncio.sleep(seconds)
     return {"version": VERSION, "pid": os.getpid()}

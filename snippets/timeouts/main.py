@@ -18,6 +18,7 @@ async def index() -> dict[str, int]:
 @app.get("/await/{seconds}")
 async def awaiting(seconds: float) -> dict[str, int]:
     # Waits without holding the event loop: other requests, and the heartbeat, go on.
+    print(f"in flight: {seconds}s on {os.getpid()}", flush=True)
     await asyncio.sleep(seconds)
     return {"pid": os.getpid()}
 
