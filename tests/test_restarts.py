@@ -30,7 +30,8 @@ RELOAD = "restarts/reload.sh"
 PRELOAD = "restarts/preload.sh"
 harness.snippet("restarts/socket_at_import.py")  # served by preload.sh
 harness.snippet("restarts/socket_in_lifespan.py")
-harness.snippet("restarts/slow_start.py")  # served by serve.sh:uvicorn-slow-start
+SLOW_START = harness.snippet("restarts/slow_start.py")  # served by the slow-start commands
+SLOW_START_SECONDS = int(re.search(r"STARTUP_SECONDS = (\d+)", SLOW_START.text)[1])
 CONFIG = harness.snippet("restarts/workers.conf.py")  # read by serve.sh:config
 GRACEFUL_TIMEOUT = 3  # --graceful-timeout in serve.sh
 
@@ -148,6 +149,26 @@ def test_hup_rereads_the_config_file(app_dir: Path, log_dir: Path) -> None:
         conf.write_text(conf.read_text().replace("workers = 2", "workers = 3"))
         send("hup", server.main_process().pid, log_dir)
         wait_for_new_workers(server, old, 3)
+
+
+def test_gunicorn_hup_does_not_wait_for_new_workers_to_start(log_dir: Path) -> None:
+    """Gunicorn stops the old workers as soon as the new ones are forked, before their 6 s
+    startup is over: a request sent then waits for a new worker to finish starting."""
+    with harness.serving(
+        f"{SERVE}:slow-start", log_dir=log_dir, cwd=APP.folder, ready_timeout=90
+    ) as server:
+        old = {w.pid for w in server.wait_for_workers(2)}
+        _, before = timed_get(server, "/")
+        send("hup", server.main_process().pid, log_dir)
+        deadline = time.monotonic() + 30
+        while {w.pid for w in server.workers()} & old:  # the old workers are gone...
+            assert time.monotonic() < deadline, "the old workers did not stop"
+            time.sleep(0.05)
+        assert len(server.ready_worker_pids() - old) == 0, "...and no new one is ready yet"
+        outcome, during = timed_get(server, "/")
+        assert outcome[0] == 200 and outcome[1]["pid"] not in old, outcome
+        assert during > 5 * before and during >= SLOW_START_SECONDS / 3, (before, during)
+        server.wait_for_workers(2)
 
 
 def test_uvicorn_hup_gives_up_on_a_slow_starting_app(log_dir: Path) -> None:
@@ -449,6 +470,7 @@ def test_max_requests_recycles_workers(section: str, log_dir: Path) -> None:
         assert re.search(RECYCLED[section], log)
         limits = {int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded", log)}
         assert limits <= {4, 5, 6}, limits  # --max-requests 4 plus a jitter of 0 to 2
+        server.wait_for_workers(2)  # stop only booted workers (see the asgi TERM test below)
 
 
 def test_uvicorn_limit_max_requests_alone_stops_the_server(log_dir: Path) -> None:

@@ -71,10 +71,14 @@ COLUMN_TESTS = {
 CELL_TESTS = {("granian", "reload"): "test_granian_reload_does_not_wait_for_new_workers"}
 
 
+#: Observations a cell's value is consistent with: "may drop" covers the runs that drop none.
+CONSISTENT = {"drops": {"drops", "yes"}}
+
+
 def check_cell(row: str, column: str, observed: str) -> None:
     """What the real server did must be what the table on the page says."""
     cell = MATRIX["rows"][row]["cells"][column]
-    assert cell["value"] == observed, (
+    assert observed in CONSISTENT.get(cell["value"], {cell["value"]}), (
         f"snippets/servers/matrix.yml: rows.{row}.cells.{column} says {cell['value']!r}, "
         f"but the server did {observed!r}: update the cell, re-render the table "
         f"(snippets/servers/render.sh) and the page text around it"
@@ -246,8 +250,11 @@ def reload_with_sighup(server: harness.Server, kind: str) -> str:
         client.join(40)
     assert server.proc.poll() is None, "the server is still running"
     assert not after & before and served > 0
-    assert failures == [], f"requests failed during the reload: {failures}"
-    return "yes"
+    dropped = [f for f in failures if f.startswith("RemoteProtocolError: Server disconnected")]
+    assert failures == dropped, f"requests failed during the reload: {failures}"
+    # A connection that an old worker accepts just as it stops can be closed unanswered; it
+    # happens now and then (a race), so one run may see it and the next not.
+    return "drops" if dropped else "yes"
 
 
 @pytest.mark.parametrize("row", ROWS)

@@ -13,6 +13,9 @@ gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --prel
 # --8<-- [start:config]
 gunicorn main:app --config workers.conf.py --worker-class uvicorn_worker.UvicornWorker --bind 0.0.0.0:8000
 # --8<-- [end:config]
+# --8<-- [start:slow-start]
+gunicorn slow_start:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --bind 0.0.0.0:8000
+# --8<-- [end:slow-start]
 # --8<-- [start:uvicorn-slow-start]
 uvicorn slow_start:app --workers 2 --host 0.0.0.0 --port 8000
 # --8<-- [end:uvicorn-slow-start]
