@@ -200,8 +200,9 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
                 server.wait_for_log(r"Dirty worker \d+ listening(.|\n)*Dirty worker \d+ listening")
             family = [server.main_process()]
             for path, what in paths:
+                # Warm up: the first calls start the pool's processes, open connections...
+                asyncio.run(run(server.url(""), f"{path}?n=1000", 2, 2, ping_path=None))
                 url = f"{path}?n={scale.cpu_n}"
-                asyncio.run(run(server.url(""), url, 2, 2, ping_path=None))  # warm up
                 r = asyncio.run(
                     run(server.url(""), url, scale.cpu_requests, scale.cpu_concurrency,
                         processes=family)
