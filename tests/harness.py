@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -536,6 +537,18 @@ def serving(
     finally:
         kill_group(server.proc.pid)
 
+
+
+def in_background(fn: Callable, *args) -> tuple[threading.Thread, dict]:
+    """Call ``fn(*args)`` in a daemon thread; its return value lands in ``box["result"]``."""
+    box: dict = {}
+
+    def target() -> None:
+        box["result"] = fn(*args)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
 
 
 # --------------------------------------------------------------------------- the machine

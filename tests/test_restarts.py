@@ -91,15 +91,7 @@ def timed_get(server: harness.Server, path: str) -> tuple[object, float]:
     return outcome, time.monotonic() - start
 
 
-def in_background(fn, *args) -> tuple[threading.Thread, dict]:
-    box: dict = {}
-
-    def target() -> None:
-        box["result"] = fn(*args)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
+in_background = harness.in_background
 
 
 CUT = {"RemoteProtocolError", "ReadError"}  # the connection closed without a response

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,15 +61,7 @@ def timed_get(server: harness.Server, path: str, timeout: float = 30) -> tuple[o
     return outcome, time.monotonic() - start
 
 
-def in_background(fn, *args) -> tuple[threading.Thread, dict]:
-    box: dict = {}
-
-    def target() -> None:
-        box["result"] = fn(*args)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
+in_background = harness.in_background
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
