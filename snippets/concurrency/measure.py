@@ -89,10 +89,15 @@ async def run(
     ping_path: str | None = "/ping",
     ping_every: float = 0.02,
     processes: Iterable[psutil.Process] = (),
+    keepalive: bool = True,
 ) -> Run:
-    """Send `requests` GETs to `path`, at most `concurrency` at a time, and ping meanwhile."""
+    """Send `requests` GETs to `path`, at most `concurrency` at a time, and ping meanwhile.
+
+    Without keep-alive each request opens its own connection, so every request can go to
+    whichever worker process accepts it first: the one that is not busy."""
     processes = list(processes)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(max_connections=concurrency,
+                          max_keepalive_connections=concurrency if keepalive else 0)
     pings: list[float] = []
     latencies: list[float] = []
     answers: list[dict] = []
@@ -203,9 +208,10 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
                 # Warm up: the first calls start the pool's processes, open connections...
                 asyncio.run(run(server.url(""), f"{path}?n=1000", 2, 2, ping_path=None))
                 url = f"{path}?n={scale.cpu_n}"
+                # With two workers, a new connection per request lets either worker take it.
                 r = asyncio.run(
                     run(server.url(""), url, scale.cpu_requests, scale.cpu_concurrency,
-                        processes=family)
+                        processes=family, keepalive="2_workers" not in command)
                 )
                 data[f"{command} {path}"] = r
                 rows.append((what, r))
