@@ -539,6 +539,80 @@ def serving(
 
 
 
+# --------------------------------------------------------------------------- waiting
+
+
+def wait_until(
+    condition: Callable[[], object],
+    *,
+    what: str,
+    timeout: float = 30,
+    interval: float = 0.05,
+    server: Server | None = None,
+    describe: Callable[[], str] | None = None,
+) -> object:
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    Bounded: after ``timeout`` seconds it fails with ``what`` and what it last saw
+    (``describe()``, or the condition's last value); with ``server``, the failure carries
+    the server's command and log tail, and a server that exits stops the wait at once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        seen = describe() if describe else repr(value)
+        if server is not None and server.proc.poll() is not None:
+            raise server.fail(f"exited while waiting until {what} (last seen: {seen})")
+        if time.monotonic() > deadline:
+            message = f"waited {timeout}s until {what}; last seen: {seen}"
+            raise server.fail(message) if server is not None else HarnessError(message)
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- raw clients
+
+
+class HalfSentRequest:
+    """A request whose headers are only partly sent: what a slow client, or any request that
+    is still arriving, looks like to a server.
+
+    ``finish()`` sends the rest and says what came back: ``"answered"`` (an HTTP status line)
+    or ``"closed unanswered"`` (the server closed the connection, cleanly or with a reset).
+    """
+
+    def __init__(self, server: Server, path: str = "/") -> None:
+        self.server = server
+        self.sock = socket.create_connection((HOST, server.port), timeout=30)
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n".encode())
+        self.client_port = self.sock.getsockname()[1]
+
+    def holder(self) -> int | None:
+        """The PID of the worker that accepted this connection, once one has."""
+        for proc in self.server.workers():
+            with contextlib.suppress(psutil.Error):
+                for conn in proc.net_connections(kind="tcp"):
+                    if conn.raddr and conn.raddr.port == self.client_port:
+                        return proc.pid
+        return None
+
+    def wait_accepted(self, timeout: float = 30) -> int:
+        """Wait until a worker holds the connection; return that worker's PID."""
+        return wait_until(self.holder, what=f"a worker accepts the connection from port "
+                          f"{self.client_port}", timeout=timeout, server=self.server)
+
+    def finish(self) -> str:
+        try:
+            self.sock.sendall(b"Connection: close\r\n\r\n")
+            data = self.sock.recv(64)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        finally:
+            self.sock.close()
+        return "answered" if data.startswith(b"HTTP/1.1 ") else "closed unanswered"
+
+
 def in_background(fn: Callable, *args) -> tuple[threading.Thread, dict]:
     """Call ``fn(*args)`` in a daemon thread; its return value lands in ``box["result"]``."""
     box: dict = {}
