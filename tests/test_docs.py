@@ -141,6 +141,31 @@ def test_cited_tests_exist(page: pages.Page) -> None:
 # --------------------------------------------------------------------------- per topic
 
 
+#: Han characters and CJK punctuation: a line break between two of them shows as a space.
+CJK = "\u2e80-\u9fff\u3000-\u303f\uf900-\ufaff\uff00-\uffef"
+CJK_BREAK_RE = re.compile(f"[{CJK}]\n[ \t]*[{CJK}]")
+ZH_TEXTS = [p for p in ALL_PAGES if p.lang == "zh"] + sorted(SNIPPETS.rglob("*.zh.md"))
+
+
+@pytest.mark.parametrize("page", ZH_TEXTS, ids=lambda p: getattr(p, "rel", None) or
+                         str(p.relative_to(ROOT)))
+def test_no_line_break_between_chinese_characters(page: pages.Page | Path) -> None:
+    """A browser turns a line break inside a paragraph into a space, which Chinese never has:
+    "共用这个\n线程" reads as "共用这个 线程". Write each Chinese paragraph on one line."""
+    if isinstance(page, Path):
+        rel, lines = str(page.relative_to(ROOT)), page.read_text("utf-8").splitlines()
+    else:
+        rel, lines = page.rel, page.lines
+    fenced, errors = False, []
+    for no, (line, nxt) in enumerate(zip(lines, lines[1:] + [""], strict=True), 1):
+        if re.match(r"\s*(```|~~~)", line):
+            fenced = not fenced
+        elif not fenced and CJK_BREAK_RE.search(f"{line}\n{nxt}"):
+            errors.append(f"{rel}:{no}: line break between Chinese characters "
+                          f"({line[-8:]!r} / {nxt.strip()[:8]!r}); join the two lines")
+    _fail(errors)
+
+
 @pytest.mark.parametrize("topic", TOPICS)
 def test_page_exists_in_every_language(topic: str) -> None:
     missing = [str(pages.page_path(topic, lang).relative_to(ROOT)) for lang in LANGS]
