@@ -4,7 +4,8 @@ A page shows a command; a test runs exactly that command, with one documented
 rewrite (see :func:`rewrite`):
 
 * the host ``0.0.0.0`` becomes ``127.0.0.1``, so nothing listens beyond loopback;
-* each public port a page uses (8000, 8443, 8080, 8089) becomes a free port.
+* each public port a page uses (8000, 8443, 8080, 8089) becomes a free port;
+* the Unix socket ``/run/gunicorn.sock`` becomes a private path (see :func:`unix_socket`).
 
 Everything else, including environment variables set on the page, runs as shown.
 The environment around it is isolated, not rewritten: variables that would configure
@@ -32,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -136,7 +138,18 @@ def rewrite(command: str, ports: dict[int, int]) -> str:
     command = re.sub(r"(?<![\d.])0\.0\.0\.0(?![\d.])", HOST, command)
     for public, private in ports.items():
         command = re.sub(rf"(?<![\d.]){public}(?!\d)", str(private), command)
+    if UNIX_SOCKET in command and 8000 in ports:
+        command = command.replace(UNIX_SOCKET, unix_socket(ports))
     return command
+
+
+#: The Unix socket a page binds; a test binds a private one instead, named after its free port.
+UNIX_SOCKET = "/run/gunicorn.sock"
+
+
+def unix_socket(ports: dict[int, int]) -> str:
+    """The private path that replaces ``/run/gunicorn.sock`` for a server started with ``ports``."""
+    return f"/tmp/hb-{os.getpid()}-{ports[8000]}.sock"
 
 
 def port_map(*extra: int) -> dict[int, int]:
@@ -688,3 +701,149 @@ def ensure_debian_packages(binary: str, packages: list[str], timeout: float = 60
     if not found:
         raise HarnessError(f"installed {packages}, but {binary!r} is still not on PATH")
     return found
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+NGINX = "/usr/sbin/nginx"  # Debian's path; /usr/sbin is often not on a normal user's PATH
+#: The main configuration Debian ships, reduced to what a user-level nginx needs: everything it
+#: writes (pid, logs, temporary files) stays in its own folder. The page's file is included in
+#: ``http``, as Debian's nginx.conf includes /etc/nginx/conf.d/*.conf. Started by root, nginx
+#: would run its workers as ``nobody``, who cannot write in the test's folder: they keep our user.
+NGINX_MAIN_CONF = """\
+{user}worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/temp/client_body;
+    proxy_temp_path {prefix}/temp/proxy;
+    fastcgi_temp_path {prefix}/temp/fastcgi;
+    uwsgi_temp_path {prefix}/temp/uwsgi;
+    scgi_temp_path {prefix}/temp/scgi;
+{includes}
+}}
+"""
+
+
+@dataclass
+class Nginx:
+    """A user-level nginx serving a page's configuration; see :func:`nginx`."""
+
+    prefix: Path
+    conf: Path
+    ports: dict[int, int]  # nginx's own: 80 and 443 -> free ports
+    proc: subprocess.Popen | None = None
+
+    def url(self, path: str = "/", tls: bool = True) -> str:
+        return f"https://{HOST}:{self.ports[443]}{path}" if tls else f"http://{HOST}:{self.ports[80]}{path}"
+
+    def client(self, **kwargs) -> httpx.Client:
+        """A client for nginx's HTTPS port that trusts the page's self-signed certificate."""
+        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("verify", self.tls_context())
+        return httpx.Client(base_url=self.url(""), **kwargs)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Trusts the self-signed certificate the page's command made in nginx's folder."""
+        return ssl.create_default_context(cafile=str(self.prefix / "tls" / "cert.pem"))
+
+    @property
+    def port(self) -> int:  # so that HalfSentRequest can talk to nginx's plain-HTTP port
+        return self.ports[80]
+
+    def log(self) -> str:
+        """nginx's error log (the output of its process is in nginx.out)."""
+        path = self.prefix / "error.log"
+        return path.read_text("utf-8", errors="replace") if path.exists() else ""
+
+    def access_log(self) -> str:
+        path = self.prefix / "access.log"
+        return path.read_text("utf-8", errors="replace") if path.exists() else ""
+
+    def check(self) -> Result:
+        """``nginx -t`` on the configuration; fails with nginx's own message."""
+        command = f"{NGINX} -t -p {self.prefix} -c {self.conf} -e {self.prefix}/error.log"
+        r = subprocess.run(command.split(), capture_output=True, text=True, timeout=60, env=base_env())
+        result = Result(command, r.returncode, r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise HarnessError(f"{command}: exit code {r.returncode}\n{_indent(result.output)}\n"
+                               f"  --- the configuration as tested ({self.conf}) ---\n"
+                               + _indent(self.conf.read_text()))
+        return result
+
+    def fail(self, what: str) -> HarnessError:
+        rc = self.proc.poll() if self.proc else None
+        return HarnessError(f"nginx ({self.conf}): {what}\n  exit code: "
+                            f"{'still running' if rc is None else rc}\n  --- error log ---\n"
+                            + _indent(_tail(self.prefix / "error.log"))
+                            + "\n  --- output ---\n" + _indent(_tail(self.prefix / "nginx.out")))
+
+
+def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path) -> Nginx:
+    """Write the page's nginx configuration into ``prefix``, with the nginx rewrite.
+
+    The rewrite, like :func:`rewrite` for commands: ``listen 80`` and ``listen 443`` become
+    127.0.0.1 and free ports, and the upstream ``server 127.0.0.1:8000`` or
+    ``unix:/run/gunicorn.sock`` becomes the app server's private port or socket
+    (``upstream``: that server's port map). Nothing else changes.
+    """
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "temp").mkdir(exist_ok=True)
+    ports = {80: free_port(), 443: free_port()}
+    includes = []
+    for i, ref in enumerate(refs):
+        text = snippet(ref).text
+        for public, private in ports.items():
+            text = re.sub(rf"\blisten\s+{public}\b", f"listen {HOST}:{private}", text)
+        if upstream is not None:
+            text = re.sub(r"\bserver\s+127\.0\.0\.1:8000\b", f"server {HOST}:{upstream[8000]}", text)
+            text = text.replace(f"unix:{UNIX_SOCKET}", f"unix:{unix_socket(upstream)}")
+        path = prefix / f"site-{i}.conf"
+        path.write_text(text)
+        includes.append(f"    include {path};")
+    conf = prefix / "nginx.conf"
+    import pwd
+
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_MAIN_CONF.format(user=user, prefix=prefix, includes="\n".join(includes)))
+    return Nginx(prefix=prefix, conf=conf, ports=ports)
+
+
+@contextlib.contextmanager
+def nginx(refs: list[str], *, log_dir: Path, upstream: dict[int, int] | None = None,
+          certificate: str | None = "proxy/certificate.sh") -> Iterator[Nginx]:
+    """Run nginx in front of an app server, as a user-level process, and always stop it.
+
+    ``refs``: the page's configuration snippets, included in this order; ``upstream``: the
+    app server's port map (``server.ports``). The certificate command the page shows runs first
+    in nginx's folder. nginx runs in the foreground (``daemon off``) in its own process group,
+    marked and swept like every server; on exit it gets SIGQUIT (graceful), then its group SIGKILL.
+    """
+    ensure_debian_packages(NGINX, ["nginx"])
+    site = nginx_config(refs, upstream, Path(tempfile.mkdtemp(prefix="nginx-", dir=log_dir)))
+    if certificate:
+        run(certificate, cwd=site.prefix, log_dir=site.prefix)
+    site.check()
+    command = f"exec {NGINX} -p {site.prefix} -c {site.conf} -e {site.prefix}/error.log -g 'daemon off;'"
+    site.proc = _spawn(command, site.prefix, base_env(), site.prefix / "nginx.out")
+    try:
+        def listening() -> bool:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, site.ports[443]), timeout=1):
+                return True
+            if site.proc.poll() is not None:
+                raise site.fail("exited before listening")
+            return False
+
+        wait_until(listening, what=f"nginx listens on {site.ports[443]}", timeout=30,
+                   describe=lambda: _tail(site.prefix / "error.log", 5))
+        yield site
+    finally:
+        if site.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(site.proc.pid, signal.SIGQUIT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                site.proc.wait(timeout=15)
+        kill_group(site.proc.pid)

@@ -13,3 +13,9 @@ uvicorn main:app --host 0.0.0.0 --port 8000 --no-proxy-headers
 # --8<-- [start:trust-all]
 uvicorn main:app --host 0.0.0.0 --port 8000 --forwarded-allow-ips='*'
 # --8<-- [end:trust-all]
+# --8<-- [start:behind-nginx]
+uvicorn main:app --host 127.0.0.1 --port 8000 --workers 2
+# --8<-- [end:behind-nginx]
+# --8<-- [start:root-path]
+uvicorn main:app --host 127.0.0.1 --port 8000 --workers 2 --root-path /api
+# --8<-- [end:root-path]
