@@ -247,6 +247,11 @@ def half_sent(nginx: harness.Nginx):
     return finish
 
 
+def status_of(nginx: harness.Nginx, path: str) -> int:
+    with nginx.client() as client:
+        return client.get(path).status_code
+
+
 def reloaded(server: harness.Server, before: set[int]) -> bool:
     """Both workers replaced; or, for Uvicorn, the reload given up because a new worker was not
     ready within --timeout-worker-healthcheck (5 s), which happens on a loaded machine."""
@@ -315,12 +320,16 @@ def test_proxy_read_timeout_gives_504_and_upstream_down_gives_502(tmp_path: Path
 @pytest.mark.parametrize("server_kind", BEHIND_NGINX.values(), ids=BEHIND_NGINX.keys())
 def test_sighup_reload_through_nginx(server_kind: tuple[str, bool], tmp_path: Path) -> None:
     """A reader's request that is still arriving during a SIGHUP reload reaches nginx, not a
-    worker: nginx reads it whole, then forwards it, and it is answered. Other requests get 200,
-    or at worst a 502 from nginx, never a reset."""
+    worker: nginx reads it whole, then forwards it, and it is answered. A request in flight on an
+    old worker is finished (within --graceful-timeout). Other requests get 200, or at worst a 502
+    from nginx, never a reset."""
     command, _ = server_kind
     with app_behind_nginx(f"{command}:behind-nginx", tmp_path) as (server, nginx):
         before = {p.pid for p in server.workers()}
         half = half_sent(nginx)
+        # A request in flight on an old worker (it waits 3 s) when the reload starts.
+        in_flight, box = harness.in_background(status_of, nginx, "/slow/3")
+        server.wait_for_log(r"slow request started")
         failures: list[str] = []
         stop = threading.Event()
 
@@ -341,6 +350,8 @@ def test_sighup_reload_through_nginx(server_kind: tuple[str, bool], tmp_path: Pa
             harness.wait_until(lambda: reloaded(server, before), what="the reload is over",
                                timeout=60, server=server)
             assert half() == 200, "the half-sent request is answered after the reload"
+            in_flight.join(60)
+            assert box.get("result") == 200, "the old worker finishes the request in flight"
         finally:
             stop.set()
             thread.join(60)
@@ -397,4 +408,15 @@ def test_without_root_path_the_docs_break_under_a_prefix(tmp_path: Path) -> None
             docs = client.get("/api/docs")
             assert docs.status_code == 200 and "'/openapi.json'" in docs.text
             assert client.get("/openapi.json").status_code == 404
+            assert client.get("/api/").json()["url"] == "https://127.0.0.1/"
+
+
+def test_uvicorn_worker_ignores_gunicorns_root_path(tmp_path: Path) -> None:
+    """Gunicorn accepts --root-path with uvicorn-worker, but the worker does not pass it on:
+    the docs page still asks for /openapi.json and links lack /api, as with no root_path."""
+    with app_behind_nginx("proxy/gunicorn_uvicorn_worker.sh:root-path-ignored", tmp_path,
+                          NGINX_CONFIGS["prefix.conf"]) as (server, nginx):
+        assert "--root-path /api" in server.command
+        with nginx.client() as client:
+            assert "'/openapi.json'" in client.get("/api/docs").text
             assert client.get("/api/").json()["url"] == "https://127.0.0.1/"

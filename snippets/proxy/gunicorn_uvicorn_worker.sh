@@ -22,3 +22,6 @@ gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --bind
 # --8<-- [start:root-path]
 ROOT_PATH=/api gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --bind 127.0.0.1:8000
 # --8<-- [end:root-path]
+# --8<-- [start:root-path-ignored]
+gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --bind 127.0.0.1:8000 --root-path /api
+# --8<-- [end:root-path-ignored]

@@ -52,6 +52,7 @@ async def upload(request: Request) -> dict[str, int]:
 
 @app.get("/slow/{seconds}")
 async def slow(seconds: float) -> dict[str, float]:
+    print(f"slow request started on {os.getpid()}", flush=True)
     await asyncio.sleep(seconds)  # waits without blocking the worker
     return {"slept": seconds}
 
