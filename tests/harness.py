@@ -750,17 +750,9 @@ class Nginx:
         """Trusts the self-signed certificate the page's command made in nginx's folder."""
         return ssl.create_default_context(cafile=str(self.prefix / "tls" / "cert.pem"))
 
-    @property
-    def port(self) -> int:  # so that HalfSentRequest can talk to nginx's plain-HTTP port
-        return self.ports[80]
-
     def log(self) -> str:
         """nginx's error log (the output of its process is in nginx.out)."""
         path = self.prefix / "error.log"
-        return path.read_text("utf-8", errors="replace") if path.exists() else ""
-
-    def access_log(self) -> str:
-        path = self.prefix / "access.log"
         return path.read_text("utf-8", errors="replace") if path.exists() else ""
 
     def check(self) -> Result:
@@ -801,7 +793,7 @@ def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path)
         if upstream is not None:
             text = re.sub(r"\bserver\s+127\.0\.0\.1:8000\b", f"server {HOST}:{upstream[8000]}", text)
             text = text.replace(f"unix:{UNIX_SOCKET}", f"unix:{unix_socket(upstream)}")
-        path = prefix / f"site-{i}.conf"
+        path = prefix / f"{i}-{Path(ref.partition(':')[0]).name}"  # nginx names it in errors
         path.write_text(text)
         includes.append(f"    include {path};")
     conf = prefix / "nginx.conf"
