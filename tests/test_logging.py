@@ -25,6 +25,7 @@ CONFIG = harness.snippet("logging/logging.json")
 CONF_FILE = harness.snippet("logging/gunicorn.conf.py")
 BARE = harness.snippet("logging/bare.py")
 ROOT_ONLY = harness.snippet("logging/logging_root_only.json")
+ACCESS_LINE = harness.snippet("logging/access_line.json")  # the page's example of one
 
 #: server -> (its command, the message each worker logs when it is ready, the messages each
 #: worker logs when it starts and stops, the messages the parent logs)
@@ -161,6 +162,8 @@ def test_one_access_line_per_request_with_its_request_id(run: dict) -> None:
         assert [r["message"] for r in app_lines] == ["saying hello"]
         (line,) = [a for a in access if a["request_id"] == rid]
         assert (line["method"], line["path"], line["status"]) == ("GET", "/", 200)
+        if line["logger"] == "uvicorn.access":
+            assert line.keys() == json.loads(ACCESS_LINE.text).keys(), "the page's example"
 
 
 def test_an_error_is_one_line_with_its_traceback(run: dict) -> None:

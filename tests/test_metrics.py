@@ -146,6 +146,21 @@ def test_metric_files_outlive_the_server_so_the_script_empties_the_folder(tmp_pa
         assert scrape(server)["app_requests_total"] == 0
 
 
+def test_the_hook_breaks_a_server_without_the_multiproc_dir(tmp_path: Path) -> None:
+    """Saved as gunicorn.conf.py, the hook is read by serve_single.sh too, which sets no
+    PROMETHEUS_MULTIPROC_DIR: at the stop, child_exit raises and the master dies with it."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "main.py").write_text(APP.path.read_text())
+    (folder / "gunicorn.conf.py").write_text(CONF.path.read_text())
+    with harness.serving("metrics/serve_single.sh", log_dir=tmp_path, cwd=folder,
+                         ready_path=None, expect_clean=False) as server:
+        wait_for_two_workers(server)
+        rc = server.stop(expect_clean=False)
+    assert rc != 0
+    assert "in child_exit" in server.log() and "TypeError" in server.log()
+
+
 # --------------------------------------------------------------------------- StatsD
 
 
