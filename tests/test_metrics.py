@@ -15,13 +15,15 @@ import socket
 from collections import Counter
 from pathlib import Path
 
-import harness
 import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
+import harness
+
 APP = harness.snippet("metrics/main.py")
 CONF = harness.snippet("metrics/multiproc.conf.py")  # read by serve_multiproc.sh (-c)
+STATSD = "metrics/statsd.sh"  # one section per worker class
 STATSD_PORT = 8125
 # Servers are waited for through their logs (wait_for_workers), not by polling GET /, which
 # would add requests to the counts (ready_path=None).
@@ -198,19 +200,19 @@ def listener(statsd_ports: dict[int, int]):
 
 
 #: statsd.sh section -> does Gunicorn send a timer and counters for each request?
-STATSD = {"asgi": True, "asgi-no-access-log": False, "uvicorn-worker": False}
+PER_REQUEST = {"asgi": True, "asgi-no-access-log": False, "uvicorn-worker": False}
 REQUESTS = 4
 
 
-@pytest.mark.parametrize("section", STATSD)
+@pytest.mark.parametrize("section", PER_REQUEST)
 def test_statsd_request_metrics_by_worker_class(
     section: str, statsd_ports: dict[int, int], listener: StatsdListener, tmp_path: Path
 ) -> None:
     """Every worker class sends the master's gunicorn.workers gauge. Request metrics
     (gunicorn.requests, gunicorn.request.status.200, gunicorn.request.duration) come only from
     the asgi worker, and only when its access log is on; the Uvicorn worker sends none."""
-    per_request = STATSD[section]
-    with harness.serving(f"metrics/statsd.sh:{section}", log_dir=tmp_path,
+    per_request = PER_REQUEST[section]
+    with harness.serving(f"{STATSD}:{section}", log_dir=tmp_path,
                          ports=statsd_ports, public_port=8000, ready_path=None) as server:
         wait_for_two_workers(server)
         for _ in range(REQUESTS):
