@@ -280,6 +280,85 @@ def test_checker_catches_a_bad_page(tmp_path: Path) -> None:
     assert at("bad.vi.mmd", 3, "process") and at("bad.vi.mmd", 3, "工作进程"), found["bad.vi.mmd"]
 
 
+# --------------------------------------------------------------------------- generated tables
+
+_TABLE_HEADER = re.compile(r"^\|(.+)\|\s*$")
+
+
+def table_headers(text: str) -> list[str]:
+    """The header row of every Markdown table in a fragment (the row above ``|---|``)."""
+    lines = text.splitlines()
+    return [lines[i - 1] for i, ln in enumerate(lines)
+            if i and re.match(r"^\|(\s*:?-+:?\s*\|)+\s*$", ln)
+            and _TABLE_HEADER.match(lines[i - 1])]
+
+
+def english_words(header: str) -> list[str]:
+    """The words of a table header row that are English prose: not code, not a footnote, not a
+    capitalised name (Uvicorn, Gunicorn, RSS)."""
+    text = re.sub(r"`[^`]*`|\[\^[^\]]*\]", " ", header)
+    return [w for w in re.findall(r"[A-Za-z]+", text) if w.islower()]
+
+
+def english_fragments(page: pages.Page, snippets: Path = SNIPPETS) -> list[str]:
+    """Problems with the Markdown fragments (generated tables) a vi or zh page includes: it
+    must include its own language's version, and that version's tables must not keep the
+    English header rows."""
+    problems = []
+    for inc in page.includes():
+        if inc.in_fence or not inc.file.endswith(".md"):
+            continue
+        shared_name = inc.shared_name.split(":", 1)[0]
+        shared = snippets / shared_name
+        own = shared.with_name(f"{shared.stem}.{page.lang}{shared.suffix}")
+        if inc.file == shared_name:  # the English fragment
+            hint = (f"include {own.relative_to(snippets)} instead" if own.is_file() else
+                    f"generate {own.relative_to(snippets)} and include it")
+            problems.append(f"{page.at(inc.line)}: includes the English {inc.file}; {hint}")
+            continue
+        english = set(table_headers(shared.read_text("utf-8"))) if shared.is_file() else set()
+        for header in table_headers((snippets / inc.file).read_text("utf-8")):
+            if header in english and english_words(header):
+                problems.append(f"{page.at(inc.line)}: {inc.file} has the English table "
+                                f"header {header.strip()!r}; translate its generator's words")
+    return problems
+
+
+TRANSLATED_PAGES = [p for p in pages.all_pages() if p.lang != "en"]
+
+
+@pytest.mark.parametrize("page", TRANSLATED_PAGES, ids=[p.rel for p in TRANSLATED_PAGES])
+def test_translated_pages_include_their_languages_tables(page: pages.Page) -> None:
+    """A Vietnamese or Chinese page shows generated tables in its own language."""
+    problems = english_fragments(page)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_english_table_check_catches_an_english_table(tmp_path: Path) -> None:
+    """The check names the line of a vi page that includes an English table, and of a zh page
+    whose "translated" table still has the English header; product names alone are fine."""
+    (tmp_path / "t").mkdir()
+    english = "| endpoint | requests/s |\n|---|---|\n| `/` | 1.5 |\n"
+    (tmp_path / "t" / "table.md").write_text(english, "utf-8")
+    (tmp_path / "t" / "table.vi.md").write_text(english.replace("endpoint", "điểm cuối")
+                                                .replace("requests/s", "request/giây"), "utf-8")
+    (tmp_path / "t" / "table.zh.md").write_text(english, "utf-8")
+    names = "| | Uvicorn `--workers` | Granian |\n|---|---|---|\n"  # the same in every language
+    (tmp_path / "t" / "names.md").write_text(names, "utf-8")
+    (tmp_path / "t" / "names.zh.md").write_text(names, "utf-8")
+    vi = pages.Page(ROOT / "docs" / "bad.vi.md", "vi", ["# Mẫu", "", '--8<-- "t/table.md"'])
+    assert english_fragments(vi, tmp_path) == [
+        "docs/bad.vi.md:3: includes the English t/table.md; include t/table.vi.md instead"]
+    vi.lines[2] = '--8<-- "t/table.vi.md"'
+    assert english_fragments(vi, tmp_path) == []
+    zh = pages.Page(ROOT / "docs" / "bad.zh.md", "zh",
+                    ["# 样例", "", '--8<-- "t/table.zh.md"', "", '--8<-- "t/names.zh.md"'])
+    assert english_fragments(zh, tmp_path) == [
+        "docs/bad.zh.md:3: t/table.zh.md has the English table header "
+        "'| endpoint | requests/s |'; translate its generator's words"]
+
+
 def test_definitions_follow_their_own_rules(tmp_path: Path) -> None:
     """Each language's definitions, shown on its glossary page, use that language's terms."""
     problems = []
