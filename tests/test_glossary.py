@@ -359,6 +359,58 @@ def test_english_table_check_catches_an_english_table(tmp_path: Path) -> None:
         "'| endpoint | requests/s |'; translate its generator's words"]
 
 
+def test_known_variants_of_a_term_are_flagged(tmp_path: Path) -> None:
+    """A second rendering of a glossary term (its ``avoid`` list) fails, naming the line and
+    the one rendering to write: one term, one rendering per language."""
+    samples = {
+        "v.zh.md": ("zh", "# 样例\n\n把优雅关闭期限设短一些，并留出宽限时间。见[快速开始](quickstart.md)。\n"),
+        "v.vi.md": ("vi", "# Mẫu\n\nGiữ nó thấp hơn thời gian ân hạn của Kubernetes.\n"),
+    }
+    found = []
+    for name, (lang, text) in samples.items():
+        (tmp_path / name).write_text(text, "utf-8")
+        found += [str(p) for p in check(tmp_path / name, lang, shown_as=name)]
+    assert sorted(found) == sorted([
+        "v.zh.md:3: '宽限时间' is a word zh pages avoid; write '宽限期' (overrides/glossary.yml)",
+        "v.zh.md:3: '优雅关闭期限' is a word zh pages avoid; write '优雅关闭超时' "
+        "(overrides/glossary.yml)",
+        "v.zh.md:3: '快速开始' is a word zh pages avoid; write '快速上手' (overrides/glossary.yml)",
+        "v.vi.md:3: 'thời gian ân hạn' is a word vi pages avoid; write 'grace period' "
+        "(overrides/glossary.yml)",
+    ]), found
+
+
+_TAB = re.compile(r'^\s*===\+?\s+"([^"]*)"\s*$')
+
+
+def tab_labels(page: pages.Page) -> list[tuple[int, str]]:
+    inside = page.fence_lines()
+    return [(no, m[1]) for no, ln in enumerate(page.lines, 1)
+            if no not in inside and (m := _TAB.match(ln))]
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGS if lang != "en"])
+def test_tab_labels_are_translated_one_way(lang: str) -> None:
+    """Linked tabs switch together only when their labels are identical, so an English tab
+    label has one translation on every page of a language (the n-th tab of a translated page
+    is the n-th tab of its English page)."""
+    seen: dict[str, dict[str, list[str]]] = {}
+    problems = []
+    for topic in pages.topics():
+        en, tr = pages.load(pages.page_path(topic, "en")), pages.load(pages.page_path(topic, lang))
+        en_tabs, tr_tabs = tab_labels(en), tab_labels(tr)
+        if len(en_tabs) != len(tr_tabs):
+            problems.append(f"{tr.rel}: {len(tr_tabs)} tabs, {en.rel} has {len(en_tabs)}")
+            continue
+        for (_, english), (no, label) in zip(en_tabs, tr_tabs, strict=True):
+            seen.setdefault(english, {}).setdefault(label, []).append(tr.at(no))
+    for english, labels in seen.items():
+        if len(labels) > 1:
+            ways = "; ".join(f"{label!r} at {', '.join(where)}" for label, where in labels.items())
+            problems.append(f"tab {english!r} is labelled {len(labels)} ways on {lang} pages: {ways}")
+    assert not problems, "\n".join(problems)
+
+
 def test_definitions_follow_their_own_rules(tmp_path: Path) -> None:
     """Each language's definitions, shown on its glossary page, use that language's terms."""
     problems = []
