@@ -411,6 +411,41 @@ def test_tab_labels_are_translated_one_way(lang: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+_SYNTAX_QUOTES = re.compile(r'^\s*(?:!!!|\?\?\?\+?|===\+?)\s')  # admonition and tab titles
+
+
+def straight_quotes(path: Path, shown_as: str | None = None) -> list[str]:
+    """Lines of Chinese prose that quote with ASCII "..." instead of “...”."""
+    shown_as = shown_as or str(path.relative_to(ROOT))
+    page = pages.Page(path, "zh", path.read_text("utf-8").splitlines())
+    problems = []
+    for no, line in page.prose_lines():
+        if pages.ANY_INCLUDE_RE.search(line) or _SYNTAX_QUOTES.match(line):
+            continue
+        if '"' in clean(line):
+            problems.append(f"{shown_as}:{no}: straight quotes in Chinese prose; write “…”")
+    return problems
+
+
+ZH_PROSE = [p.path for p in pages.all_pages() if p.lang == "zh"] + [
+    path for path in pages.snippet_files() if path.name.endswith(".zh.md")]
+
+
+@pytest.mark.parametrize("path", ZH_PROSE, ids=[str(p.relative_to(ROOT)) for p in ZH_PROSE])
+def test_chinese_prose_quotes_with_curly_quotes(path: Path) -> None:
+    problems = straight_quotes(path)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_straight_quote_check_bites(tmp_path: Path) -> None:
+    sample = tmp_path / "q.zh.md"
+    sample.write_text('# 样例\n\n称之为"正确做法"。\n\n称之为“正确做法”，`"code"` 没问题。\n\n'
+                      '!!! warning "标题"\n', "utf-8")
+    assert straight_quotes(sample, "q.zh.md") == [
+        "q.zh.md:3: straight quotes in Chinese prose; write “…”"]
+
+
 def test_definitions_follow_their_own_rules(tmp_path: Path) -> None:
     """Each language's definitions, shown on its glossary page, use that language's terms."""
     problems = []
