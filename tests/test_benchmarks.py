@@ -43,6 +43,8 @@ REGENERATE = "run `python bench.py` in snippets/benchmarks/ on a quiet machine"
 
 def load_bench():
     """bench.py as a module (its top level only defines things), to reuse its renderer."""
+    if str(BENCH.path.parent) not in sys.path:  # bench.py imports locale_numbers beside it
+        sys.path.insert(0, str(BENCH.path.parent))
     spec = importlib.util.spec_from_file_location("bench_under_test", BENCH.path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -333,3 +335,38 @@ def test_requirements_pin_the_verified_versions() -> None:
     )
     assert pins == {name: version(name) for name in pins}
     assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "granian"}
+
+
+#: Every table a generator writes, in every language (bench.py, sweep.py, measure.py,
+#: measure_memory.py); each writes its numbers with benchmarks/locale_numbers.py.
+GENERATED_TABLES = {
+    lang: [f"{name}{'' if lang == 'en' else '.' + lang}.md" for name in (
+        "benchmarks/results", "load_testing/sweep", "concurrency/measured", "scaling/memory",
+        "scaling/cpus")]
+    for lang in ("en", "vi", "zh")
+}
+#: A decimal number in a table cell, outside code ("0,57", "1.16 s", "1,00x", "5003 ms").
+DECIMAL_RE = re.compile(r"(?<![\w.,`])\d+([.,])\d+(?![\w.,`])")
+
+
+def test_every_generated_table_writes_numbers_one_way() -> None:
+    """One rule per language, from benchmarks/locale_numbers.py: a decimal point in English and
+    Chinese, a decimal comma in Vietnamese, no thousands separator anywhere."""
+    sys.path.insert(0, str(harness.snippet("benchmarks/locale_numbers.py").path.parent))
+    from locale_numbers import DECIMAL_SEPARATOR, number
+
+    assert [number(5003.25, lang, 2) for lang in ("en", "vi", "zh")] == [
+        "5003.25", "5003,25", "5003.25"]
+    problems = []
+    for lang, names in GENERATED_TABLES.items():
+        for name in names:
+            snippet = harness.snippet(name)
+            for no, line in enumerate(snippet.text.splitlines(), 1):
+                if not line.startswith("| "):
+                    continue
+                cells = re.sub(r"`[^`]*`|Python \d\S*", " ", line)  # code and versions
+                for m in DECIMAL_RE.finditer(cells):
+                    if m[1] != DECIMAL_SEPARATOR[lang]:
+                        problems.append(f"snippets/{name}:{no}: {m[0]!r} is not written the "
+                                        f"{lang} way (benchmarks/locale_numbers.py)")
+    assert not problems, "\n".join(problems)

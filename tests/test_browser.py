@@ -219,6 +219,12 @@ def test_language_switch_lands_on_the_same_page(browser: Browser) -> None:
 
 def _search(browser: Browser, lang: str, query: str) -> tuple[str, list[str]]:
     """Open a page with ?q= and poll until Material's search worker has answered."""
+    meta, results = _search_results(browser, lang, query)
+    return meta, [href for href, _ in results]
+
+
+def _search_results(browser: Browser, lang: str, query: str) -> tuple[str, list[tuple[str, str]]]:
+    """The search's answer line and its results, best first: (path, the text it shows)."""
     page = browser.page(f"{PREFIX[lang]}?q={query}")
     try:
         t = page.evaluate("JSON.parse(document.getElementById('__config').textContent)"
@@ -237,8 +243,9 @@ def _search(browser: Browser, lang: str, query: str) -> tuple[str, list[str]]:
                             f"(it says {text!r})", pytrace=False)
             page.wait_for_timeout(200)
         links = page.eval_on_selector_all(
-            ".md-search-result__item > .md-search-result__link", "els => els.map(e => e.href)")
-        return text, [_path(u) for u in links]
+            ".md-search-result__item > .md-search-result__link",
+            "els => els.map(e => [e.href, e.innerText])")
+        return text, [(_path(u), shown) for u, shown in links]
     finally:
         page.close()
 
@@ -424,3 +431,37 @@ def test_screenshots_of_every_language(browser: Browser) -> None:
         finally:
             page.close()
     print(f"screenshots: {browser.shots}")
+
+
+#: How readers type (language, query, the page it must find first). Vietnamese without
+#: diacritics and with them; Chinese two-character words and a query mixing English and Chinese.
+TYPED = [
+    ("vi", "cau hinh", "configuration/"),
+    ("vi", "cấu hình", "configuration/"),
+    ("vi", "nhan tin hieu", "restarts/"),
+    ("zh", "心跳", "timeouts/"),
+    ("zh", "gunicorn 超时", "timeouts/"),
+]
+
+
+@pytest.mark.parametrize(("lang", "query", "page"), TYPED, ids=[q for _, q, _ in TYPED])
+def test_search_finds_what_readers_type(browser: Browser, lang: str, query: str,
+                                        page: str) -> None:
+    """Vietnamese: "cau hinh" finds "cấu hình" (overrides/assets/javascripts/workers/
+    hb-search.js folds diacritics in the index and the query). Chinese: two-character words
+    and mixed queries. The page comes first, and every result is in the reader's language."""
+    meta, found = _search(browser, lang, query)
+    assert found, f"{lang}: {query!r} found nothing ({meta!r})"
+    assert found[0].startswith(f"{PREFIX[lang]}{page}"), f"{lang}: {query!r} -> {found[:5]}"
+    assert all(_lang_of(p) == lang for p in found), f"{lang}: {query!r} -> {found}"
+
+
+def test_search_with_diacritics_ranks_exact_words_first(browser: Browser) -> None:
+    """A query typed with diacritics is also searched folded, so "luồng" (thread) finds every
+    page "luong" finds (thông lượng, throughput, too); the page titled with the exact word still
+    comes first."""
+    _, results = _search_results(browser, "vi", "luồng")
+    _, folded = _search(browser, "vi", "luong")
+    assert {path for path, _ in results} == set(folded), (results, folded)
+    first = results[0][1].splitlines()[0].lower()
+    assert "luồng" in first, [text[:80] for _, text in results[:5]]

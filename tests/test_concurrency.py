@@ -548,3 +548,16 @@ def test_measure_command_regenerates_the_table(measured: dict) -> None:
     for _, _, what in measure.CPU_ROWS:
         assert f"| {what} |" in committed
     assert "10 requests at once, each waiting 1 s" in committed  # the full scale
+
+
+def test_committed_tables_are_rendered_from_their_data() -> None:
+    """measured.md and its Vietnamese and Chinese versions are what `python measure.py --render`
+    writes from the committed data: the same numbers in every language."""
+    data = json.loads(harness.snippet("concurrency/measured.data.json").text)
+    md = harness.snippet("concurrency/measured.md").path
+    stale = [path.name for path, text in measure.outputs(data, md).items()
+             if path.read_text("utf-8") != text]
+    assert not stale, f"snippets/concurrency/{', '.join(stale)}: not what measure.py renders " \
+        "from measured.data.json; run `python measure.py --render` in snippets/concurrency/"
+    assert {"concurrency/measured.vi.md", "concurrency/measured.zh.md"} <= {
+        f"concurrency/{p.name}" for p in measure.outputs(data, md)}

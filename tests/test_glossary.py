@@ -280,6 +280,172 @@ def test_checker_catches_a_bad_page(tmp_path: Path) -> None:
     assert at("bad.vi.mmd", 3, "process") and at("bad.vi.mmd", 3, "工作进程"), found["bad.vi.mmd"]
 
 
+# --------------------------------------------------------------------------- generated tables
+
+_TABLE_HEADER = re.compile(r"^\|(.+)\|\s*$")
+
+
+def table_headers(text: str) -> list[str]:
+    """The header row of every Markdown table in a fragment (the row above ``|---|``)."""
+    lines = text.splitlines()
+    return [lines[i - 1] for i, ln in enumerate(lines)
+            if i and re.match(r"^\|(\s*:?-+:?\s*\|)+\s*$", ln)
+            and _TABLE_HEADER.match(lines[i - 1])]
+
+
+def english_words(header: str) -> list[str]:
+    """The words of a table header row that are English prose: not code, not a footnote, not a
+    capitalised name (Uvicorn, Gunicorn, RSS)."""
+    text = re.sub(r"`[^`]*`|\[\^[^\]]*\]", " ", header)
+    return [w for w in re.findall(r"[A-Za-z]+", text) if w.islower()]
+
+
+def english_fragments(page: pages.Page, snippets: Path = SNIPPETS) -> list[str]:
+    """Problems with the Markdown fragments (generated tables) a vi or zh page includes: it
+    must include its own language's version, and that version's tables must not keep the
+    English header rows."""
+    problems = []
+    for inc in page.includes():
+        if inc.in_fence or not inc.file.endswith(".md"):
+            continue
+        shared_name = inc.shared_name.split(":", 1)[0]
+        shared = snippets / shared_name
+        own = shared.with_name(f"{shared.stem}.{page.lang}{shared.suffix}")
+        if inc.file == shared_name:  # the English fragment
+            hint = (f"include {own.relative_to(snippets)} instead" if own.is_file() else
+                    f"generate {own.relative_to(snippets)} and include it")
+            problems.append(f"{page.at(inc.line)}: includes the English {inc.file}; {hint}")
+            continue
+        english = set(table_headers(shared.read_text("utf-8"))) if shared.is_file() else set()
+        for header in table_headers((snippets / inc.file).read_text("utf-8")):
+            if header in english and english_words(header):
+                problems.append(f"{page.at(inc.line)}: {inc.file} has the English table "
+                                f"header {header.strip()!r}; translate its generator's words")
+    return problems
+
+
+TRANSLATED_PAGES = [p for p in pages.all_pages() if p.lang != "en"]
+
+
+@pytest.mark.parametrize("page", TRANSLATED_PAGES, ids=[p.rel for p in TRANSLATED_PAGES])
+def test_translated_pages_include_their_languages_tables(page: pages.Page) -> None:
+    """A Vietnamese or Chinese page shows generated tables in its own language."""
+    problems = english_fragments(page)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_english_table_check_catches_an_english_table(tmp_path: Path) -> None:
+    """The check names the line of a vi page that includes an English table, and of a zh page
+    whose "translated" table still has the English header; product names alone are fine."""
+    (tmp_path / "t").mkdir()
+    english = "| endpoint | requests/s |\n|---|---|\n| `/` | 1.5 |\n"
+    (tmp_path / "t" / "table.md").write_text(english, "utf-8")
+    (tmp_path / "t" / "table.vi.md").write_text(english.replace("endpoint", "điểm cuối")
+                                                .replace("requests/s", "request/giây"), "utf-8")
+    (tmp_path / "t" / "table.zh.md").write_text(english, "utf-8")
+    names = "| | Uvicorn `--workers` | Granian |\n|---|---|---|\n"  # the same in every language
+    (tmp_path / "t" / "names.md").write_text(names, "utf-8")
+    (tmp_path / "t" / "names.zh.md").write_text(names, "utf-8")
+    vi = pages.Page(ROOT / "docs" / "bad.vi.md", "vi", ["# Mẫu", "", '--8<-- "t/table.md"'])
+    assert english_fragments(vi, tmp_path) == [
+        "docs/bad.vi.md:3: includes the English t/table.md; include t/table.vi.md instead"]
+    vi.lines[2] = '--8<-- "t/table.vi.md"'
+    assert english_fragments(vi, tmp_path) == []
+    zh = pages.Page(ROOT / "docs" / "bad.zh.md", "zh",
+                    ["# 样例", "", '--8<-- "t/table.zh.md"', "", '--8<-- "t/names.zh.md"'])
+    assert english_fragments(zh, tmp_path) == [
+        "docs/bad.zh.md:3: t/table.zh.md has the English table header "
+        "'| endpoint | requests/s |'; translate its generator's words"]
+
+
+def test_known_variants_of_a_term_are_flagged(tmp_path: Path) -> None:
+    """A second rendering of a glossary term (its ``avoid`` list) fails, naming the line and
+    the one rendering to write: one term, one rendering per language."""
+    samples = {
+        "v.zh.md": ("zh", "# 样例\n\n把优雅关闭期限设短一些，并留出宽限时间。见[快速开始](quickstart.md)。\n"),
+        "v.vi.md": ("vi", "# Mẫu\n\nGiữ nó thấp hơn thời gian ân hạn của Kubernetes.\n"),
+    }
+    found = []
+    for name, (lang, text) in samples.items():
+        (tmp_path / name).write_text(text, "utf-8")
+        found += [str(p) for p in check(tmp_path / name, lang, shown_as=name)]
+    assert sorted(found) == sorted([
+        "v.zh.md:3: '宽限时间' is a word zh pages avoid; write '宽限期' (overrides/glossary.yml)",
+        "v.zh.md:3: '优雅关闭期限' is a word zh pages avoid; write '优雅关闭超时' "
+        "(overrides/glossary.yml)",
+        "v.zh.md:3: '快速开始' is a word zh pages avoid; write '快速上手' (overrides/glossary.yml)",
+        "v.vi.md:3: 'thời gian ân hạn' is a word vi pages avoid; write 'grace period' "
+        "(overrides/glossary.yml)",
+    ]), found
+
+
+_TAB = re.compile(r'^\s*===\+?\s+"([^"]*)"\s*$')
+
+
+def tab_labels(page: pages.Page) -> list[tuple[int, str]]:
+    inside = page.fence_lines()
+    return [(no, m[1]) for no, ln in enumerate(page.lines, 1)
+            if no not in inside and (m := _TAB.match(ln))]
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGS if lang != "en"])
+def test_tab_labels_are_translated_one_way(lang: str) -> None:
+    """Linked tabs switch together only when their labels are identical, so an English tab
+    label has one translation on every page of a language (the n-th tab of a translated page
+    is the n-th tab of its English page)."""
+    seen: dict[str, dict[str, list[str]]] = {}
+    problems = []
+    for topic in pages.topics():
+        en, tr = pages.load(pages.page_path(topic, "en")), pages.load(pages.page_path(topic, lang))
+        en_tabs, tr_tabs = tab_labels(en), tab_labels(tr)
+        if len(en_tabs) != len(tr_tabs):
+            problems.append(f"{tr.rel}: {len(tr_tabs)} tabs, {en.rel} has {len(en_tabs)}")
+            continue
+        for (_, english), (no, label) in zip(en_tabs, tr_tabs, strict=True):
+            seen.setdefault(english, {}).setdefault(label, []).append(tr.at(no))
+    for english, labels in seen.items():
+        if len(labels) > 1:
+            ways = "; ".join(f"{label!r} at {', '.join(where)}" for label, where in labels.items())
+            problems.append(f"tab {english!r} is labelled {len(labels)} ways on {lang} pages: {ways}")
+    assert not problems, "\n".join(problems)
+
+
+_SYNTAX_QUOTES = re.compile(r'^\s*(?:!!!|\?\?\?\+?|===\+?)\s')  # admonition and tab titles
+
+
+def straight_quotes(path: Path, shown_as: str | None = None) -> list[str]:
+    """Lines of Chinese prose that quote with ASCII "..." instead of “...”."""
+    shown_as = shown_as or str(path.relative_to(ROOT))
+    page = pages.Page(path, "zh", path.read_text("utf-8").splitlines())
+    problems = []
+    for no, line in page.prose_lines():
+        if pages.ANY_INCLUDE_RE.search(line) or _SYNTAX_QUOTES.match(line):
+            continue
+        if '"' in clean(line):
+            problems.append(f"{shown_as}:{no}: straight quotes in Chinese prose; write “…”")
+    return problems
+
+
+ZH_PROSE = [p.path for p in pages.all_pages() if p.lang == "zh"] + [
+    path for path in pages.snippet_files() if path.name.endswith(".zh.md")]
+
+
+@pytest.mark.parametrize("path", ZH_PROSE, ids=[str(p.relative_to(ROOT)) for p in ZH_PROSE])
+def test_chinese_prose_quotes_with_curly_quotes(path: Path) -> None:
+    problems = straight_quotes(path)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_straight_quote_check_bites(tmp_path: Path) -> None:
+    sample = tmp_path / "q.zh.md"
+    sample.write_text('# 样例\n\n称之为"正确做法"。\n\n称之为“正确做法”，`"code"` 没问题。\n\n'
+                      '!!! warning "标题"\n', "utf-8")
+    assert straight_quotes(sample, "q.zh.md") == [
+        "q.zh.md:3: straight quotes in Chinese prose; write “…”"]
+
+
 def test_definitions_follow_their_own_rules(tmp_path: Path) -> None:
     """Each language's definitions, shown on its glossary page, use that language's terms."""
     problems = []

@@ -210,3 +210,16 @@ def test_servers_start_one_worker_unless_told() -> None:
     or $WEB_CONCURRENCY when it is set."""
     assert default_workers(None) == "1 1"
     assert default_workers("3") == "3 3"
+
+
+def test_committed_tables_are_rendered_from_their_data() -> None:
+    """memory.md, cpus.md and their Vietnamese and Chinese versions are what
+    `python measure_memory.py --render` writes from the committed data."""
+    data = json.loads(harness.snippet("scaling/measured.data.json").text)
+    files = measure_memory.outputs(data)
+    assert {"memory.vi.md", "memory.zh.md", "cpus.vi.md", "cpus.zh.md"} <= set(files)
+    for ref in ("scaling/memory.vi.md", "scaling/memory.zh.md", "scaling/cpus.vi.md",
+                "scaling/cpus.zh.md", "scaling/memory.md", "scaling/cpus.md"):
+        assert harness.snippet(ref).text == files[Path(ref).name], (
+            f"snippets/{ref}: not what measure_memory.py renders from measured.data.json; run "
+            "`python measure_memory.py --render` in snippets/scaling/")

@@ -200,3 +200,28 @@ def test_readme_serve_command_serves_every_language(tmp_path: Path) -> None:
 def test_site_publishes_no_theme_data(built_site: Path) -> None:
     """overrides/ holds glossary.yml next to the theme; the build leaves it out of the site."""
     assert not (built_site / "glossary.yml").exists()
+
+
+#: Interface strings that come from mkdocs.yml (the palette toggle) and from Python-Markdown's
+#: toc (the heading links' title), not from Material's own translations.
+ENGLISH_UI = ("Switch to light mode", "Switch to dark mode", "Switch to system preference",
+              "Permanent link")
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGS if lang != "en"])
+def test_translated_pages_have_no_english_interface_strings(built_site: Path, lang: str) -> None:
+    """Every vi and zh page shows the light/dark toggle's tooltips and the headings' link title
+    in its own language (mkdocs.yml's per-language theme.palette and extra.permalink_title)."""
+    english = (built_site / "timeouts" / "index.html").read_text("utf-8")
+    assert all(f'"{s}"' in english for s in ENGLISH_UI), "the English strings changed"
+    problems = []
+    for topic in pages.topics():
+        path = built_page(built_site, topic, lang)
+        html = path.read_text("utf-8")
+        for no, line in enumerate(html.splitlines(), 1):
+            problems += [f"{path.relative_to(built_site)}:{no}: {s!r}" for s in ENGLISH_UI
+                         if f'"{s}"' in line]
+        titles = set(re.findall(r'class="headerlink" href="#[^"]*" title="([^"]*)"', html))
+        if len(titles) > 1:
+            problems.append(f"{path.relative_to(built_site)}: heading links titled {titles}")
+    assert not problems, "English interface strings on translated pages:\n" + "\n".join(problems)

@@ -18,6 +18,10 @@ give as they are. Each part is checked by tests/test_site.py and tests/test_brow
 * A sitemap per language. The root ``sitemap.xml`` lists every page with its hreflang
   alternates; ``/vi/sitemap.xml`` and ``/zh/sitemap.xml`` list that language's pages (a
   sitemap may only list URLs under its own folder). Material's language selector fetches them.
+* The headings' permalink title in the page's language. Python-Markdown's ``toc`` writes
+  ``title="Permanent link"`` on every heading's ¶ link, and markdown_extensions cannot differ
+  per language; each language's ``extra.permalink_title`` (mkdocs.yml) replaces it.
+  (The light/dark toggle's tooltips are per-language ``theme.palette`` overrides there.)
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import hashlib
 import logging
 import re
 import shutil
+from html import escape
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,6 +84,14 @@ def on_env(env, config, files):
     env.globals["hb_lang"] = current_language(config)
     env.globals["hb_search_scopes"] = languages(config)
     return env
+
+
+def on_page_content(html, page, config, files):
+    english = config.mdx_configs.get("toc", {}).get("permalink_title", "Permanent link")
+    title = config.extra.get("permalink_title") or english
+    if title != english:
+        html = html.replace(f'title="{english}"', f'title="{escape(title, quote=True)}"')
+    return html
 
 
 def on_template_context(context, template_name, config):

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from locale_numbers import number  # the one number format of every generated table
+
 HERE = Path(__file__).resolve().parent
 COMMAND = "python bench.py"  # the one command that regenerates every results file
 
@@ -319,7 +321,7 @@ TEXT = {
         "connections": "{connections} connections",
     },
     "vi": {
-        "measured": "Đo ngày {date} trên **{cpu}**, {cores} nhân, {memory} bộ nhớ, {os}, "
+        "measured": "Đo ngày {date} trên **{cpu}**, {cores} lõi, {memory} bộ nhớ, {os}, "
         "Python {python}. Load average (1 phút): {load_before} trước khi chạy, {load_after} "
         "sau khi chạy.",
         "method": "wrk {wrk} với {threads} luồng, mỗi phép đo {seconds} giây{warmup}. Mỗi lần "
@@ -344,7 +346,7 @@ TEXT = {
             "threadpool": "Trần: {connections} kết nối, mỗi request chờ {wait} ms, và mỗi "
             "worker chạy cùng lúc tối đa {pool} lời gọi như vậy (thread pool).",
             "cpu": "Trần: trên máy này một lần tính mất {burst} ms, và mỗi worker chỉ tính "
-            "lần lượt từng request, trên một trong {cores} nhân.",
+            "lần lượt từng request, trên một trong {cores} lõi.",
             "blocking": "Trần: event loop của mỗi worker đứng yên {wait} ms cho mỗi request.",
         },
         "axis": "request/giây",
@@ -408,11 +410,6 @@ def ceiling(data: dict, case_key: str, workers: int) -> float | None:
         "blocking": workers / wait,
         "cpu": min(workers, int(data["machine"]["cores"])) / (s["cpu_burst_ms"] / 1000),
     }[endpoint(case_key)]
-
-
-def number(value: float, lang: str, decimals: int = 0) -> str:
-    text = f"{value:.{decimals}f}"
-    return text.replace(".", ",") if lang == "vi" else text  # Vietnamese decimal comma
 
 
 def millis(value: float, lang: str) -> str:

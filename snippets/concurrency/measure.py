@@ -24,6 +24,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from locale_numbers import number  # noqa: E402  (one number format for every table)
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -169,29 +172,26 @@ class Scale:
 TEST = Scale(io_requests=8, io_seconds=0.6, cpu_requests=6, cpu_concurrency=3)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.0f} ms"
+def summary(r: Run) -> dict[str, float]:
+    """What the table shows of one run (measured.data.json keeps it, for every language)."""
+    return {"wall": r.wall, "per_second": r.per_second, "ping_median": r.ping_median,
+            "ping_max": r.ping_max, "cores_used": r.cores_used}
 
 
-def measure_io(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
-    rows, data = [], {}
+def measure_io(harness, scale: Scale, log_dir: Path) -> dict[str, Run]:
+    data = {}
     with harness.serving("concurrency/serve.sh", log_dir=log_dir, expect_clean=False) as server:
-        for path, what in IO_ROWS:
+        for path, _ in IO_ROWS:
             url = f"{path}?seconds={scale.io_seconds}"
-            r = asyncio.run(run(server.url(""), url, scale.io_requests, scale.io_requests))
-            data[path] = r
-            rows.append(
-                f"| {what} | {r.wall:.2f} s | {r.per_second:.1f} | "
-                f"{ms(r.ping_median)} / {ms(r.ping_max)} |"
-            )
-    return rows, data
+            data[path] = asyncio.run(run(server.url(""), url, scale.io_requests, scale.io_requests))
+    return data
 
 
-def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
-    rows, data = [], {}
-    by_server: dict[str, list[tuple[str, str]]] = {}
-    for command, path, what in CPU_ROWS:
-        by_server.setdefault(command, []).append((path, what))
+def measure_cpu(harness, scale: Scale, log_dir: Path) -> dict[str, Run]:
+    data = {}
+    by_server: dict[str, list[str]] = {}
+    for command, path, _ in CPU_ROWS:
+        by_server.setdefault(command, []).append(path)
     for command, paths in by_server.items():
         # Its own TMPDIR: Gunicorn's dirty arbiter keeps a PID file there that another server
         # with the same app name would act on (see the page).
@@ -204,87 +204,176 @@ def measure_cpu(harness, scale: Scale, log_dir: Path) -> tuple[list[str], dict]:
             if "dirty" in command:
                 server.wait_for_log(r"Dirty worker \d+ listening(.|\n)*Dirty worker \d+ listening")
             family = [server.main_process()]
-            for path, what in paths:
+            for path in paths:
                 # Warm up: the first calls start the pool's processes, open connections...
                 asyncio.run(run(server.url(""), f"{path}?n=1000", 2, 2, ping_path=None))
                 url = f"{path}?n={scale.cpu_n}"
                 # With two workers, a new connection per request lets either worker take it.
-                r = asyncio.run(
+                data[f"{command} {path}"] = asyncio.run(
                     run(server.url(""), url, scale.cpu_requests, scale.cpu_concurrency,
                         processes=family, keepalive="2_workers" not in command)
                 )
-                data[f"{command} {path}"] = r
-                rows.append((what, r))
         finally:
             # Gunicorn 27.0.1's dirty workers make a SIGTERM wait for the whole graceful
             # timeout (see the page); stop after a short wait instead, then kill the group.
             server.stop(timeout=3 if "dirty" in command else 30, expect_clean=False)
             shutil.rmtree(tmpdir, ignore_errors=True)
-    base = rows[0][1].per_second
-    lines = [
-        f"| {what} | {r.per_second:.1f} | {r.per_second / base:.2f}x | "
-        f"{ms(r.ping_median)} / {ms(r.ping_max)} | {r.cores_used:.2f} |"
-        for what, r in rows
-    ]
-    return lines, data
+    return data
 
 
-def describe(harness, command: str, load_before: float) -> str:
-    m = harness.machine_description()
-    versions = ", ".join(
-        f"{name} {version(name)}" for name in ("fastapi", "uvicorn", "gunicorn", "anyio")
-    )
-    return (
-        f"Measured on {m['cpu']} ({m['cores']} cores, {m['memory']}), {m['os']}, "
-        f"Python {m['python']}; {versions}; {datetime.now(UTC):%Y-%m-%d}; load average "
-        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after. "
-        f"Regenerate with `{command}` in `snippets/concurrency/`."
-    )
+# --------------------------------------------------------------------------- the words
+
+#: The tables' words in each language of the handbook (measured.md, .vi.md, .zh.md).
+TEXT = {
+    "en": {
+        "io_title": "**{requests} requests at once, each waiting {seconds} s**, one worker "
+                    "process:",
+        "io_columns": ["endpoint", "all answered after", "requests/s",
+                       "`/ping` meanwhile (median / max)"],
+        "cpu_title": "**{requests} CPU-bound requests, {concurrency} at a time** (`burn({n})`, "
+                     "pure Python):",
+        "cpu_columns": ["how the work runs", "requests/s", "vs. the first row",
+                        "`/ping` meanwhile (median / max)", "CPU cores used"],
+        "io_rows": [what for _, what in IO_ROWS],
+        "cpu_rows": [what for _, _, what in CPU_ROWS],
+        "measured": "Measured on {cpu} ({cores} cores, {memory}), {os}, Python {python}; "
+                    "{versions}; {date}; load average {load_before} before, {load_after} after. "
+                    "Regenerate with `{command}` in `snippets/concurrency/`.",
+    },
+    "vi": {
+        "io_title": "**{requests} request cùng lúc, mỗi request chờ {seconds} giây**, một "
+                    "tiến trình worker:",
+        "io_columns": ["endpoint", "mọi request đã được trả lời sau", "request/giây",
+                       "`/ping` trong lúc đó (trung vị / lớn nhất)"],
+        "cpu_title": "**{requests} request CPU-bound, mỗi lúc {concurrency} request** "
+                     "(`burn({n})`, Python thuần):",
+        "cpu_columns": ["cách chạy công việc", "request/giây", "so với dòng đầu",
+                        "`/ping` trong lúc đó (trung vị / lớn nhất)", "số lõi CPU đã dùng"],
+        "io_rows": ["`await asyncio.sleep()` trong `async def`",
+                    "`time.sleep()` trong `async def`", "`time.sleep()` trong `def`"],
+        "cpu_rows": ["tính thẳng trong `async def`, 1 worker",
+                     "endpoint `def` (thread pool), 1 worker", "`asyncio.to_thread`, 1 worker",
+                     "`ProcessPoolExecutor(2)`, 1 worker", "tính thẳng trong `async def`, 2 worker",
+                     "dirty worker của Gunicorn (2), 1 worker"],
+        "measured": "Đo trên {cpu} ({cores} lõi, {memory}), {os}, Python {python}; {versions}; "
+                    "ngày {date}; load average {load_before} trước khi đo, {load_after} sau khi "
+                    "đo. Sinh lại bằng `{command}` trong `snippets/concurrency/`.",
+    },
+    "zh": {
+        "io_title": "**同时发出 {requests} 个请求，每个等待 {seconds} 秒**，一个工作进程：",
+        "io_columns": ["端点", "全部得到响应用时", "每秒请求数",
+                       "同时 `/ping` 的延迟（中位数 / 最大值）"],
+        "cpu_title": "**{requests} 个 CPU 密集型请求，每次并发 {concurrency} 个**（`burn({n})`，"
+                     "纯 Python）：",
+        "cpu_columns": ["工作的运行方式", "每秒请求数", "相对第一行",
+                        "同时 `/ping` 的延迟（中位数 / 最大值）", "占用的 CPU 核心数"],
+        "io_rows": ["`async def` 中的 `await asyncio.sleep()`", "`async def` 中的 `time.sleep()`",
+                    "`def` 中的 `time.sleep()`"],
+        "cpu_rows": ["直接在 `async def` 中计算，1 个工作进程",
+                     "`def` 端点（线程池），1 个工作进程", "`asyncio.to_thread`，1 个工作进程",
+                     "`ProcessPoolExecutor(2)`，1 个工作进程",
+                     "直接在 `async def` 中计算，2 个工作进程",
+                     "Gunicorn 的 dirty 工作进程（2 个），1 个工作进程"],
+        "measured": "测量环境：{cpu}（{cores} 核，{memory}），{os}，Python {python}；{versions}；"
+                    "{date}；1 分钟平均负载：测量前 {load_before}，测量后 {load_after}。在 "
+                    "`snippets/concurrency/` 目录下运行 `{command}` 可重新生成。",
+    },
+}
+LANGS = tuple(TEXT)
+COMMAND = "python measure.py"
 
 
-def write_table(harness, scale: Scale, out: Path, log_dir: Path) -> dict:
+def render(data: dict, lang: str) -> str:
+    """One language's tables, from the data measure() recorded (measured.data.json)."""
+    t, scale = TEXT[lang], data["scale"]
+
+    def num(value: float, decimals: int = 0) -> str:
+        return number(value, lang, decimals)
+
+    def ms(seconds: float) -> str:
+        return f"{num(seconds * 1000)} ms"
+
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    io = [row([what, f"{num(r['wall'], 2)} s", num(r["per_second"], 1),
+               f"{ms(r['ping_median'])} / {ms(r['ping_max'])}"])
+          for what, r in zip(t["io_rows"], data["io"].values(), strict=True)]
+    base = next(iter(data["cpu"].values()))["per_second"]
+    cpu = [row([what, num(r["per_second"], 1), f"{num(r['per_second'] / base, 2)}x",
+                f"{ms(r['ping_median'])} / {ms(r['ping_max'])}", num(r["cores_used"], 2)])
+           for what, r in zip(t["cpu_rows"], data["cpu"].values(), strict=True)]
+    seconds = scale["io_seconds"]
+    return "\n".join([
+        t["io_title"].format(requests=scale["io_requests"],
+                             seconds=num(seconds, 0 if seconds % 1 == 0 else 1)),
+        "",
+        row(t["io_columns"]),
+        "|---" * len(t["io_columns"]) + "|",
+        *io,
+        "",
+        t["cpu_title"].format(requests=scale["cpu_requests"], concurrency=scale["cpu_concurrency"],
+                              n=f"{scale['cpu_n']:_}"),
+        "",
+        row(t["cpu_columns"]),
+        "|---" * len(t["cpu_columns"]) + "|",
+        *cpu,
+        "",
+        t["measured"].format(**data["machine"], versions=data["versions"], date=data["date"],
+                             load_before=num(data["load_before"], 1),
+                             load_after=num(data["load_after"], 1), command=COMMAND),
+        "",
+    ])
+
+
+def outputs(data: dict, md: Path) -> dict[Path, str]:
+    """Every file written from the data: measured.md beside measured.vi.md and .zh.md."""
+    files = {md.with_name(f"{md.stem}.data.json"): json.dumps(data, indent=2) + "\n"}
+    for lang in LANGS:
+        name = md.name if lang == "en" else f"{md.stem}.{lang}{md.suffix}"
+        files[md.with_name(name)] = render(data, lang)
+    return files
+
+
+def measure(harness, scale: Scale, log_dir: Path) -> tuple[dict, dict]:
+    """Run every row's server and requests: the table's data, and the raw runs."""
     load_before = os.getloadavg()[0]  # other programs' CPU use changes the CPU rows
-    io_rows, io_data = measure_io(harness, scale, log_dir)
-    cpu_rows, cpu_data = measure_cpu(harness, scale, log_dir)
-    text = "\n".join(
-        [
-            f"**{scale.io_requests} requests at once, each waiting {scale.io_seconds:g} s**, "
-            "one worker process:",
-            "",
-            "| endpoint | all answered after | requests/s | `/ping` meanwhile (median / max) |",
-            "|---|---|---|---|",
-            *io_rows,
-            "",
-            f"**{scale.cpu_requests} CPU-bound requests, {scale.cpu_concurrency} at a time** "
-            f"(`burn({scale.cpu_n:_})`, pure Python):",
-            "",
-            "| how the work runs | requests/s | vs. the first row | "
-            "`/ping` meanwhile (median / max) | CPU cores used |",
-            "|---|---|---|---|---|",
-            *cpu_rows,
-            "",
-            describe(harness, "python measure.py", load_before),
-            "",
-        ]
-    )
-    out.write_text(text, "utf-8")
-    return {"io": io_data, "cpu": cpu_data}
+    io = measure_io(harness, scale, log_dir)
+    cpu = measure_cpu(harness, scale, log_dir)
+    m = harness.machine_description()
+    data = {
+        "scale": asdict(scale),
+        "io": {path: summary(r) for path, r in io.items()},
+        "cpu": {key: summary(r) for key, r in cpu.items()},
+        "machine": {k: m[k] for k in ("cpu", "cores", "memory", "os", "python")},
+        "versions": ", ".join(f"{name} {version(name)}"
+                              for name in ("fastapi", "uvicorn", "gunicorn", "anyio")),
+        "date": f"{datetime.now(UTC):%Y-%m-%d}",
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+    return data, {"io": io, "cpu": cpu}
 
 
 def main() -> None:
-    # The handbook's test harness starts and stops the servers exactly as the tests do.
-    sys.path.insert(0, str(HERE.parents[1] / "tests"))
-    import harness
-
-    scale = TEST if os.environ.get("MEASURE_SCALE") == "test" else Scale()
     out = Path(os.environ.get("MEASURE_OUTPUT", HERE / "measured.md"))
-    log_dir = Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs")) / "measure"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    data = write_table(harness, scale, out, log_dir)
-    if os.environ.get("MEASURE_DATA"):  # the raw runs, for the test suite's assertions
-        Path(os.environ["MEASURE_DATA"]).write_text(json.dumps(
-            {kind: {key: asdict(r) for key, r in runs.items()} for kind, runs in data.items()},
-            default=sorted))
+    if "--render" in sys.argv[1:]:  # measure nothing: rewrite the tables from the data
+        data = json.loads(out.with_name(f"{out.stem}.data.json").read_text("utf-8"))
+    else:
+        # The handbook's test harness starts and stops the servers exactly as the tests do.
+        sys.path.insert(0, str(HERE.parents[1] / "tests"))
+        import harness
+
+        scale = TEST if os.environ.get("MEASURE_SCALE") == "test" else Scale()
+        log_dir = Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs")) / "measure"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        data, runs = measure(harness, scale, log_dir)
+        if os.environ.get("MEASURE_DATA"):  # the raw runs, for the test suite's assertions
+            Path(os.environ["MEASURE_DATA"]).write_text(json.dumps(
+                {kind: {key: asdict(r) for key, r in rs.items()} for kind, rs in runs.items()},
+                default=sorted))
+    for path, text in outputs(data, out).items():
+        path.write_text(text, "utf-8")
     print(out.read_text("utf-8"))
 
 

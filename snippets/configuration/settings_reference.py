@@ -1,6 +1,6 @@
 """Write settings_reference.md: every setting of the installed Gunicorn, from its own source.
 
-Run it again after upgrading Gunicorn:
+Run it again after upgrading Gunicorn (it writes the .vi.md and .zh.md tables beside it too):
 
     python snippets/configuration/settings_reference.py
 """
@@ -35,6 +35,35 @@ def summary(desc: str) -> str:
     return plain(sentence).rstrip(".") + "."
 
 
+#: The table's own words in each language; the descriptions stay Gunicorn's English.
+TEXT = {
+    "en": {
+        "columns": "| setting | command line | default | what it does |",
+        "head": "Generated from Gunicorn {version} ({count} settings) by `{script}`; the last "
+                "column is the first sentence of Gunicorn's own description.",
+        "config file only": "config file only", "platform-specific": "platform-specific",
+        "a hook that does nothing": "a hook that does nothing",
+        "a built-in function": "a built-in function",
+    },
+    "vi": {
+        "columns": "| thiết lập | dòng lệnh | mặc định | tác dụng (mô tả của Gunicorn) |",
+        "head": "Sinh từ Gunicorn {version} ({count} thiết lập) bởi `{script}`; cột cuối là câu "
+                "đầu tiên trong phần mô tả của chính Gunicorn, giữ nguyên tiếng Anh.",
+        "config file only": "chỉ trong file cấu hình", "platform-specific": "tùy nền tảng",
+        "a hook that does nothing": "một hook không làm gì",
+        "a built-in function": "một hàm có sẵn",
+    },
+    "zh": {
+        "columns": "| 设置 | 命令行 | 默认值 | 作用（Gunicorn 的原文描述） |",
+        "head": "由 `{script}` 根据 Gunicorn {version}（{count} 项设置）生成；最后一列是 "
+                "Gunicorn 自己描述中的第一句话，保留英文原文。",
+        "config file only": "仅限配置文件", "platform-specific": "因平台而异",
+        "a hook that does nothing": "什么也不做的钩子",
+        "a built-in function": "内置函数",
+    },
+}
+
+
 def default_of(setting) -> str:
     doc = getattr(setting, "default_doc", None)
     if doc:
@@ -49,25 +78,22 @@ def default_of(setting) -> str:
     return f"`{value!r}`"
 
 
-def render() -> str:
+def render(lang: str = "en") -> str:
     import gunicorn
     from gunicorn.config import KNOWN_SETTINGS
 
-    rows = [
-        "| setting | command line | default | what it does |",
-        "|---|---|---|---|",
-    ]
+    words = TEXT[lang]
+    rows = [words["columns"], "|---|---|---|---|"]
     for cls in KNOWN_SETTINGS:
         setting = cls()
-        flags = ", ".join(f"`{flag}`" for flag in setting.cli or []) or "config file only"
-        rows.append(
-            f"| `{setting.name}` | {flags} | {default_of(setting)} | {summary(setting.desc)} |"
-        )
-    head = (
-        f"Generated from Gunicorn {gunicorn.__version__} ({len(KNOWN_SETTINGS)} settings) by "
-        "`snippets/configuration/settings_reference.py`; the last column is the first sentence "
-        "of Gunicorn's own description."
-    )
+        flags = ", ".join(f"`{flag}`" for flag in setting.cli or []) or words["config file only"]
+        default = words.get(default_of(setting), default_of(setting))
+        what = summary(setting.desc)
+        if lang != "en":  # quoted: Gunicorn's own English words
+            what = f"“{what}”"
+        rows.append(f"| `{setting.name}` | {flags} | {default} | {what} |")
+    head = words["head"].format(version=gunicorn.__version__, count=len(KNOWN_SETTINGS),
+                                script="snippets/configuration/settings_reference.py")
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -75,5 +101,7 @@ if __name__ == "__main__":
     for name in ENV_DEFAULTS:
         os.environ.pop(name, None)
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else OUTPUT
-    target.write_text(render(), "utf-8")
-    print(f"wrote {target}")
+    for lang in TEXT:  # settings_reference.md, then .vi.md and .zh.md beside it
+        path = target if lang == "en" else target.with_suffix(f".{lang}{target.suffix}")
+        path.write_text(render(lang), "utf-8")
+        print(f"wrote {path}")

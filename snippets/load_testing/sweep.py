@@ -4,6 +4,7 @@ Run it from this folder, in the virtual environment that has Gunicorn and Locust
 
     python sweep.py                      # 1 to 4 workers, 3 rounds of 10 s; rewrites sweep*.md
     python sweep.py --quick --out DIR    # 1 and 2 workers, one round of 2 s, written to DIR
+    python sweep.py --render             # measure nothing: rewrite sweep*.md from sweep.data.json
 
 Each run starts the command of serve.sh with --workers N, on 127.0.0.1 and a free port,
 waits until it answers, runs Locust headless against it (on this same machine), and stops
@@ -33,6 +34,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from locale_numbers import number  # noqa: E402  (one number format for every table)
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python sweep.py"  # the one command that regenerates sweep.md (and .vi.md, .zh.md)
@@ -179,17 +183,17 @@ TEXT = {
                 "only part of its CPU, so these rows show the method, not the app's capacity.",
     },
     "vi": {
-        "intro": "Đo bằng `{command}` ngày {date}: {cpu}, {cores} nhân, {memory}, {os}, "
+        "intro": "Đo bằng `{command}` ngày {date}: {cpu}, {cores} lõi, {memory}, {os}, "
                  "Python {python}; Gunicorn {gunicorn} với uvicorn-worker {uw}, Locust {locust} "
                  "với {users} user chạy trên cùng máy, mỗi lần chạy {seconds} giây; mỗi dòng "
                  "là trung vị của {rounds} lần chạy. Load average trước khi chạy: {load}.",
         "columns": ["worker", "request/giây", "trung vị (ms)", "p95 (ms)", "p99 (ms)", "lỗi",
-                    "CPU server (nhân)", "CPU Locust (nhân)", "số giây đo được"],
+                    "CPU server (lõi)", "CPU Locust (lõi)", "số giây đo được"],
         "workers": ("{k} worker", "{k} worker"),
         "stopped": "Thông lượng ngừng tăng ở **{n}**: lên {m} thì số request mỗi giây thay "
                    "đổi {change}.",
         "growing": "Thông lượng vẫn còn tăng ở {n}: hãy thử nhiều hơn.",
-        "busy": "Máy đang bận (load average {load} trên {cores} nhân): server chỉ nhận được một "
+        "busy": "Máy đang bận (load average {load} trên {cores} lõi): server chỉ nhận được một "
                 "phần CPU, nên các dòng này minh họa phương pháp, không phải năng lực của ứng "
                 "dụng.",
     },
@@ -209,25 +213,38 @@ TEXT = {
 }
 
 
-def report(rows: list[dict[str, float]], seconds: int, rounds: int, load: float,
-           lang: str = "en") -> str:
-    words, m = TEXT[lang], machine()
-    intro = words["intro"].format(
-        command=COMMAND, date=datetime.date.today().isoformat(), **m, gunicorn=version("gunicorn"),
-        uw=version("uvicorn-worker"), locust=version("locust"), users=USERS, seconds=seconds,
-        rounds=rounds, load=f"{load:.1f}")
+def report(data: dict, lang: str = "en") -> str:
+    """One language's table, from the data a sweep recorded (sweep.data.json)."""
+    words, rows, load = TEXT[lang], data["rows"], data["load"]
+
+    def num(value: float, decimals: int = 0) -> str:
+        return number(value, lang, decimals)
+
+    intro = words["intro"].format(command=COMMAND, **data["machine"], **data["versions"],
+                                  date=data["date"], users=data["users"],
+                                  seconds=data["seconds"], rounds=data["rounds"],
+                                  load=num(load, 1))
     lines = [intro, "", "| " + " | ".join(words["columns"]) + " |",
              "|" + "---:|" * len(words["columns"])]
     for r in rows:
         lines.append(
-            f"| {r['workers']} | {r['rps']:.0f} | {r['median']} | {r['p95']} | {r['p99']} "
-            f"| {r['failures']} | {r['server_cores']:.2f} | {r['locust_cores']:.2f} "
-            f"| {r['seconds']:.1f} |"
+            f"| {r['workers']} | {num(r['rps'])} | {num(r['median'])} | {num(r['p95'])} "
+            f"| {num(r['p99'])} | {r['failures']} | {num(r['server_cores'], 2)} "
+            f"| {num(r['locust_cores'], 2)} | {num(r['seconds'], 1)} |"
         )
     lines += ["", conclusion(rows, words)]
-    if load > (os.cpu_count() or 1):
-        lines += ["", words["busy"].format(load=f"{load:.1f}", cores=os.cpu_count())]
+    cores = int(data["machine"]["cores"])
+    if load > cores:
+        lines += ["", words["busy"].format(load=num(load, 1), cores=cores)]
     return "\n".join(lines) + "\n"
+
+
+def outputs(data: dict) -> dict[str, str]:
+    """Every file written from the data: file name -> text."""
+    files = {"sweep.data.json": json.dumps(data, indent=2) + "\n"}
+    for lang in TEXT:
+        files["sweep.md" if lang == "en" else f"sweep.{lang}.md"] = report(data, lang)
+    return files
 
 
 def conclusion(rows: list[dict[str, float]], words: dict) -> str:
@@ -247,20 +264,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 and 2 workers, one 2 s round")
     parser.add_argument("--out", type=Path, default=HERE, help="where sweep.md goes")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: rewrite the tables from sweep.data.json")
     args = parser.parse_args()
-    seconds, counts, rounds = (2, WORKERS[:2], 1) if args.quick else (SECONDS, WORKERS, ROUNDS)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        data = json.loads((args.out / "sweep.data.json").read_text())
+    else:
+        data = sweep(*((2, WORKERS[:2], 1) if args.quick else (SECONDS, WORKERS, ROUNDS)))
+    for name, text in outputs(data).items():
+        (args.out / name).write_text(text)
+    print(report(data))
+
+
+def sweep(seconds: int, counts: tuple[int, ...], rounds: int) -> dict:
+    """Run every worker count `rounds` times; the data the tables are written from."""
     load = os.getloadavg()[0]
     runs: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
     with tempfile.TemporaryDirectory() as scratch:
         for r in range(rounds):
             for n in counts if r % 2 == 0 else counts[::-1]:
                 runs[n].append(measure(n, seconds, Path(scratch) / f"round-{r}"))
-    rows = [sorted(runs[n], key=lambda run: run["rps"])[rounds // 2] for n in counts]
-    for lang in TEXT:
-        name = "sweep.md" if lang == "en" else f"sweep.{lang}.md"
-        (args.out / name).write_text(report(rows, seconds, rounds, load, lang))
-    print(report(rows, seconds, rounds, load))
+    return {
+        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "versions": {"gunicorn": version("gunicorn"), "uw": version("uvicorn-worker"),
+                     "locust": version("locust")},
+        "users": USERS, "seconds": seconds, "rounds": rounds, "load": load,
+        "rows": [sorted(runs[n], key=lambda run: run["rps"])[rounds // 2] for n in counts],
+    }
 
 
 if __name__ == "__main__":

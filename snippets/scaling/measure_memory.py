@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from locale_numbers import number  # noqa: E402  (one number format for every table)
+
 HERE = Path(__file__).resolve().parent
 MIB = 2**20
 
@@ -73,16 +76,16 @@ def measure_server(harness, command: str, log_dir: Path) -> dict[str, object]:
     }
 
 
-def row(how: str, state: str, shot: dict) -> str:
+def summary(shot: dict) -> dict[str, float]:
+    """What the memory table shows of one snapshot, in MiB (means over the workers)."""
     workers = shot["workers"]
-    uss = statistics.mean(w["uss"] for w in workers)
-    pss = statistics.mean(w["pss"] for w in workers)
-    rss = statistics.mean(w["rss"] for w in workers)
-    total = shot["master"]["pss"] + sum(w["pss"] for w in workers)
-    return (
-        f"| {how} | {state} | {rss:.0f} MiB | {pss:.0f} MiB | {uss:.0f} MiB | "
-        f"{shot['master']['uss']:.0f} MiB | {total:.0f} MiB |"
-    )
+    return {
+        "rss": statistics.mean(w["rss"] for w in workers),
+        "pss": statistics.mean(w["pss"] for w in workers),
+        "uss": statistics.mean(w["uss"] for w in workers),
+        "master_uss": shot["master"]["uss"],
+        "total_pss": shot["master"]["pss"] + sum(w["pss"] for w in workers),
+    }
 
 
 def cpu_report(*prefix: str) -> dict[str, str]:
@@ -91,53 +94,126 @@ def cpu_report(*prefix: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in out.splitlines())
 
 
-def machine(harness, command: str) -> str:
+# --------------------------------------------------------------------------- the words
+
+STATES = ("after start", "after each worker read TABLE")
+#: The tables' words in each language of the handbook (memory.md, cpus.md and their .vi, .zh).
+TEXT = {
+    "en": {
+        "memory_columns": ["Gunicorn started", "when", "RSS per worker", "PSS per worker",
+                           "USS per worker", "USS of the master", "PSS of all processes"],
+        "servers": [how for _, how in SERVERS],
+        "states": list(STATES),
+        "cpus_columns": ["what the process sees", "`python cpus.py`",
+                         "`taskset -c 0 python cpus.py`"],
+        "cpus_rows": {"cgroup CPU quota": "cgroup CPU quota"},
+        "values": {},
+        "measured": "Measured on {cpu} ({cores} cores, {memory}), {os}, Python {python}; "
+                    "{versions}; {date}. Regenerate with `{command}` in `snippets/scaling/`.",
+    },
+    "vi": {
+        "memory_columns": ["Gunicorn khởi động", "thời điểm", "RSS mỗi worker", "PSS mỗi worker",
+                           "USS mỗi worker", "USS của tiến trình master",
+                           "PSS của mọi tiến trình"],
+        "servers": ["không có `--preload`", "có `--preload`"],
+        "states": ["sau khi khởi động", "sau khi mỗi worker đọc TABLE"],
+        "cpus_columns": ["tiến trình thấy gì", "`python cpus.py`",
+                         "`taskset -c 0 python cpus.py`"],
+        "cpus_rows": {"cgroup CPU quota": "quota CPU của cgroup"},
+        "values": {"none": "không có", "needs 3.13": "cần Python 3.13"},
+        "measured": "Đo trên {cpu} ({cores} lõi, {memory}), {os}, Python {python}; {versions}; "
+                    "ngày {date}. Sinh lại bằng `{command}` trong `snippets/scaling/`.",
+    },
+    "zh": {
+        "memory_columns": ["Gunicorn 启动方式", "时间点", "每个工作进程的 RSS",
+                           "每个工作进程的 PSS", "每个工作进程的 USS", "主进程的 USS",
+                           "所有进程的 PSS 之和"],
+        "servers": ["不加 `--preload`", "加 `--preload`"],
+        "states": ["启动后", "每个工作进程读过一次 TABLE 后"],
+        "cpus_columns": ["进程看到的值", "`python cpus.py`", "`taskset -c 0 python cpus.py`"],
+        "cpus_rows": {"cgroup CPU quota": "cgroup 的 CPU 配额"},
+        "values": {"none": "无", "needs 3.13": "需要 Python 3.13"},
+        "measured": "测量环境：{cpu}（{cores} 核，{memory}），{os}，Python {python}；{versions}；"
+                    "{date}。在 `snippets/scaling/` 目录下运行 `{command}` 可重新生成。",
+    },
+}
+LANGS = tuple(TEXT)
+COMMAND = "python measure_memory.py"
+
+
+def row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def render(data: dict, lang: str) -> dict[str, str]:
+    """One language's memory and CPU tables, from measured.data.json."""
+    t = TEXT[lang]
+    measured = t["measured"].format(**data["machine"], versions=data["versions"],
+                                    date=data["date"], command=COMMAND)
+
+    def mib(value: float) -> str:
+        return f"{number(value, lang)} MiB"
+
+    memory = [row(t["memory_columns"]), "|---" * len(t["memory_columns"]) + "|"]
+    for (command, _), how in zip(SERVERS, t["servers"], strict=True):
+        for state, when in zip(STATES, t["states"], strict=True):
+            m = data["memory"][command][state]
+            memory.append(row([how, when, *map(mib, (m["rss"], m["pss"], m["uss"],
+                                                     m["master_uss"], m["total_pss"]))]))
+    cpus = [row(t["cpus_columns"]), "|---" * len(t["cpus_columns"]) + "|"]
+    plain, pinned = data["cpus"]["plain"], data["cpus"]["pinned"]
+    for name in plain:
+        label = f"`{name}`" if "(" in name else t["cpus_rows"].get(name, name)
+        cpus.append(row([label, *(t["values"].get(str(v), str(v)) for v in (plain[name],
+                                                                         pinned[name]))]))
+    return {"memory": "\n".join([*memory, "", measured, ""]),
+            "cpus": "\n".join([*cpus, "", measured, ""])}
+
+
+def outputs(data: dict) -> dict[str, str]:
+    """Every file written from the data: file name -> text."""
+    files = {"measured.data.json": json.dumps(data, indent=2, ensure_ascii=False) + "\n"}
+    for lang in LANGS:
+        suffix = "" if lang == "en" else f".{lang}"
+        for table, text in render(data, lang).items():
+            files[f"{table}{suffix}.md"] = text
+    return files
+
+
+def measure(harness, log_dir: Path) -> tuple[dict, dict]:
+    """Both servers' memory and what cpus.py sees: the tables' data, and the raw runs."""
+    raw = {command: measure_server(harness, command, log_dir) for command, _ in SERVERS}
     m = harness.machine_description()
-    versions = ", ".join(f"{n} {version(n)}" for n in ("fastapi", "gunicorn", "uvicorn-worker"))
-    return (
-        f"Measured on {m['cpu']} ({m['cores']} cores, {m['memory']}), {m['os']}, "
-        f"Python {m['python']}; {versions}; {datetime.now(UTC):%Y-%m-%d}. "
-        f"Regenerate with `{command}` in `snippets/scaling/`."
-    )
+    data = {
+        "memory": {command: {state: summary(shot) for state, shot in server["states"].items()}
+                   for command, server in raw.items()},
+        "cpus": {"plain": cpu_report(), "pinned": cpu_report("taskset", "-c", "0")},
+        "machine": {k: m[k] for k in ("cpu", "cores", "memory", "os", "python")},
+        "versions": ", ".join(f"{n} {version(n)}"
+                              for n in ("fastapi", "gunicorn", "uvicorn-worker")),
+        "date": f"{datetime.now(UTC):%Y-%m-%d}",
+    }
+    return data, raw
 
 
 def main() -> None:
-    # The handbook's test harness starts and stops the servers exactly as the tests do.
-    sys.path.insert(0, str(HERE.parents[1] / "tests"))
-    import harness
-
     out_dir = Path(os.environ.get("MEASURE_OUTPUT_DIR", HERE))
-    log_dir = Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs")) / "measure-memory"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    rows, data = [], {}
-    for command, how in SERVERS:
-        data[command] = measure_server(harness, command, log_dir)
-        for state, shot in data[command]["states"].items():
-            rows.append(row(how, state, shot))
-    (out_dir / "memory.md").write_text("\n".join([
-        "| Gunicorn started | when | RSS per worker | PSS per worker | USS per worker "
-        "| USS of the master | PSS of all processes |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        machine(harness, "python measure_memory.py"),
-        "",
-    ]), "utf-8")
+    if "--render" in sys.argv[1:]:  # measure nothing: rewrite the tables from the data
+        data = json.loads((out_dir / "measured.data.json").read_text("utf-8"))
+    else:
+        # The handbook's test harness starts and stops the servers exactly as the tests do.
+        sys.path.insert(0, str(HERE.parents[1] / "tests"))
+        import harness
 
-    plain, pinned = cpu_report(), cpu_report("taskset", "-c", "0")
-    (out_dir / "cpus.md").write_text("\n".join([
-        "| what the process sees | `python cpus.py` | `taskset -c 0 python cpus.py` |",
-        "|---|---|---|",
-        *(f"| {f'`{name}`' if '(' in name else name} | {plain[name]} | {pinned[name]} |"
-          for name in plain),
-        "",
-        machine(harness, "python measure_memory.py"),
-        "",
-    ]), "utf-8")
+        log_dir = Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs")) / "measure-memory"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        data, raw = measure(harness, log_dir)
+        if os.environ.get("MEASURE_DATA"):  # the raw numbers, for the test suite's assertions
+            Path(os.environ["MEASURE_DATA"]).write_text(json.dumps(raw))
+    for name, text in outputs(data).items():
+        (out_dir / name).write_text(text, "utf-8")
     for name in ("memory.md", "cpus.md"):
         print((out_dir / name).read_text("utf-8"))
-    if os.environ.get("MEASURE_DATA"):  # the raw numbers, for the test suite's assertions
-        Path(os.environ["MEASURE_DATA"]).write_text(json.dumps(data))
 
 
 if __name__ == "__main__":
