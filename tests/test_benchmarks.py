@@ -171,32 +171,32 @@ def test_plain_def_moves_the_blocking_call_off_the_event_loop(results: dict) -> 
 def test_thread_pool_caps_plain_def_endpoints(log_dir: Path) -> None:
     """A def endpoint runs at most 40 calls at once per worker, and under load exactly 40.
 
-    Measured live, not from the table: uvicorn ×1 serves /threadpool to 120 concurrent
-    connections. AnyIO starts a thread only when no idle one is free and keeps idle threads,
-    so the worker's thread count grows by the peak number of calls that ran at once.
+    Measured live, not from the table: sixty 4-second calls to the concurrency page's def
+    endpoint (one worker, AnyIO's default pool) are sent at once. Each answer says when its
+    call got a thread; exactly 40 start before the first one ends, and the other 20 wait.
+    Long calls make this independent of how fast a loaded machine sends the requests.
     """
     import asyncio
 
     import httpx
 
-    async def load(url: str) -> list[int]:
-        limits = httpx.Limits(max_connections=120, max_keepalive_connections=120)
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-            codes = []
-            for _ in range(3):
-                answers = await asyncio.gather(*(client.get(url) for _ in range(120)))
-                codes += [r.status_code for r in answers]
-            return codes
+    calls, seconds = 60, 4
 
-    with harness.serving(CONFIGS["uvicorn-1"], log_dir=log_dir, cwd=BENCH_DIR,
+    async def send_all(url: str) -> list[dict]:
+        limits = httpx.Limits(max_connections=calls)
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+            answers = await asyncio.gather(*(client.get(url) for _ in range(calls)))
+        return [r.raise_for_status().json() for r in answers]
+
+    with harness.serving("concurrency/serve_threadpool.sh", log_dir=log_dir,
+                         cwd=harness.SNIPPETS / "concurrency", ready_path="/threadpool",
                          expect_clean=False) as server:  # uvicorn re-raises SIGTERM: exit -15
-        worker = server.main_process()  # uvicorn without --workers serves in its own process
-        before = worker.num_threads()
-        codes = asyncio.run(load(server.url("/threadpool")))
-        added = worker.num_threads() - before
-    assert codes == [200] * 360
-    assert added == committed()["settings"]["thread_pool"] == 40, (
-        f"{added} threads ran /threadpool calls at once, not the pool's 40")
+        assert server.get("/threadpool").json()["total_tokens"] == 40
+        answers = asyncio.run(send_all(server.url(f"/sync?seconds={seconds}")))
+    first_end = min(a["ended"] for a in answers)
+    at_once = sum(1 for a in answers if a["started"] < first_end)
+    assert at_once == committed()["settings"]["thread_pool"] == 40, (
+        f"{at_once} calls ran at once, not the pool's 40")
 
 
 def test_thread_pool_table_stays_under_the_cap() -> None:
