@@ -170,14 +170,42 @@ def test_plain_def_moves_the_blocking_call_off_the_event_loop(results: dict) -> 
         assert pool >= 4 * blocking, f"{config}: /threadpool {pool} vs /blocking {blocking} req/s"
 
 
-def test_thread_pool_caps_plain_def_endpoints() -> None:
-    """At 256 connections a def endpoint is capped by the thread pool: 40 calls per worker.
+def test_thread_pool_caps_plain_def_endpoints(log_dir: Path) -> None:
+    """A def endpoint runs at most 40 calls at once per worker, and under load exactly 40.
 
-    Full run only (the quick run has no 256-connection case).
+    Measured live, not from the table: sixty 4-second calls to the concurrency page's def
+    endpoint (one worker, AnyIO's default pool) are sent at once. Each answer says when its
+    call got a thread; exactly 40 start before the first one ends, and the other 20 wait.
+    Long calls make this independent of how fast a loaded machine sends the requests.
     """
+    import asyncio
+
+    import httpx
+
+    calls, seconds = 60, 4
+
+    async def send_all(url: str) -> list[dict]:
+        limits = httpx.Limits(max_connections=calls)
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+            answers = await asyncio.gather(*(client.get(url) for _ in range(calls)))
+        return [r.raise_for_status().json() for r in answers]
+
+    with harness.serving("concurrency/serve_threadpool.sh", log_dir=log_dir,
+                         cwd=harness.SNIPPETS / "concurrency", ready_path="/threadpool",
+                         expect_clean=False) as server:  # uvicorn re-raises SIGTERM: exit -15
+        assert server.get("/threadpool").json()["total_tokens"] == 40
+        answers = asyncio.run(send_all(server.url(f"/sync?seconds={seconds}")))
+    first_end = min(a["ended"] for a in answers)
+    at_once = sum(1 for a in answers if a["started"] < first_end)
+    assert at_once == committed()["settings"]["thread_pool"] == 40, (
+        f"{at_once} calls ran at once, not the pool's 40")
+
+
+def test_thread_pool_table_stays_under_the_cap() -> None:
+    """Full run only: at 256 connections no def endpoint went past 40 calls per worker per
+    50 ms, and one worker's requests queued for a thread (p50 well above the wait)."""
     results = committed()
     s = results["settings"]
-    assert s["thread_pool"] == 40, "AnyIO's default thread pool changed size; update the page"
     workers = {c["key"]: c["workers"] for c in results["configs"]}
     for config, row in results["results"].items():
         cap = s["thread_pool"] * workers[config] / (s["wait_ms"] / 1000)
@@ -186,16 +214,31 @@ def test_thread_pool_caps_plain_def_endpoints() -> None:
     assert queued >= 2 * s["wait_ms"], f"one worker, 256 connections: p50 {queued} ms, no queue?"
 
 
-def test_servers_differ_little_when_the_endpoint_waits() -> None:
-    """On the waiting endpoints the wait sets the pace, not the server: all within 1.5x.
+def spread(results: dict, case: str, configs: list[str]) -> float:
+    values = [rps(results, config, case) for config in configs]
+    return max(values) / min(values)
 
-    Full run only: a one-second run on a busy machine is CPU-starved, and then it is.
+
+def test_servers_differ_little_when_the_endpoint_waits() -> None:
+    """At 32 connections the wait sets the pace: on /io every configuration, and on /blocking
+    every two-worker one, within 1.5x of the others.
+
+    Full run only: a short run on a busy machine is CPU-starved, and then it is.
     """
     results = committed()
     two_workers = [c["key"] for c in results["configs"] if c["workers"] == 2]
-    for case, configs in (("io", list(results["results"])), ("blocking", two_workers)):
-        values = {config: rps(results, config, case) for config in configs}
-        assert max(values.values()) <= 1.5 * min(values.values()), f"{case}: {values}"
+    assert spread(results, "io", list(results["results"])) <= 1.5, REGENERATE
+    assert spread(results, "blocking", two_workers) <= 1.5, REGENERATE
+
+
+def test_servers_spread_apart_at_256_connections() -> None:
+    """At 256 connections on /io the configurations are NOT within 1.5x: the committed table
+    spreads 2.6x (uvicorn ×1 fastest, gunicorn asgi ×2 slowest), as the page says."""
+    results = committed()
+    io_256 = {config: rps(results, config, "io-256") for config in results["results"]}
+    assert round(spread(results, "io-256", list(io_256)), 1) == 2.6, (io_256, REGENERATE)
+    assert max(io_256, key=io_256.get) == "uvicorn-1", io_256
+    assert min(io_256, key=io_256.get) == "gunicorn-asgi", io_256
 
 
 def test_no_errors_on_endpoints_that_do_not_block(results: dict) -> None:

@@ -205,6 +205,48 @@ def test_reviewed_line_never_serves_with_the_uvicorn_worker(tmp_path: Path, ca: 
         assert "uvicorn.workers` module is deprecated" not in log
 
 
+SSL_VERSION_LINES = {
+    "--ssl-version 2": "configuration/ssl_version.sh:number",
+    "--ssl-version TLSv1_2": "configuration/ssl_version.sh:name",
+    "GUNICORN_CMD_ARGS=--ssl-version=TLSv1_2": "configuration/ssl_version.sh:env",
+}
+
+
+@pytest.mark.parametrize("command", SSL_VERSION_LINES.values(), ids=SSL_VERSION_LINES.keys())
+def test_any_ssl_version_crash_loops_the_uvicorn_worker(command: str, tmp_path: Path,
+                                                        ca: trustme.CA) -> None:
+    """Whatever the value, on the command line or in GUNICORN_CMD_ARGS, uvicorn-worker hands
+    the string to uvicorn's ssl.SSLContext(): every worker dies at boot and is replaced."""
+    folder = add_tls(project(tmp_path, "configuration/main.py"), ca)
+    with harness.serving(
+        command, log_dir=tmp_path, cwd=folder, ready_path=None, scheme="https", verify=trusting(ca),
+    ) as server:
+        failure = r"TypeError: 'str' object cannot be interpreted as an integer"
+        server.wait_for_log(rf"(?s){failure}.*{failure}", timeout=40)
+        server.wait_for_log(r"(?s)(Booting worker with pid.*){3}", timeout=40)
+        assert "ctx = ssl.SSLContext(ssl_version)" in server.log()
+        assert not server.ready_worker_pids()
+        with pytest.raises(httpx.TransportError):  # nothing answers; the client waits
+            httpx.get(server.url("/"), verify=trusting(ca), timeout=1)
+
+
+def test_original_line_serves_https(tmp_path: Path, ca: trustme.CA) -> None:
+    """The line the notes asked about, before any review added to it, serves HTTPS with three
+    workers (its worker class is deprecated, silently)."""
+    folder = add_tls(project(tmp_path, "configuration/main.py"), ca)
+    with harness.serving(
+        "configuration/original_line.sh", log_dir=tmp_path, cwd=folder,
+        scheme="https", verify=trusting(ca),
+    ) as server:
+        assert len(server.wait_for_workers(3)) == 3
+        assert server.get("/").json()["scheme"] == "https"
+        assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+        assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+        log = server.log()
+        assert "Using worker: uvicorn.workers.UvicornWorker" in log
+        assert "Traceback" not in log and "deprecated" not in log, log
+
+
 def test_uvicorn_workers_module_is_deprecated() -> None:
     r = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", "import uvicorn.workers"],
@@ -245,6 +287,22 @@ def test_threads_does_nothing_for_the_uvicorn_worker(tmp_path: Path) -> None:
         assert len({r.json()["thread_id"] for r in answers}) == 3
         assert {r.json()["thread"] for r in answers} == {"AnyIO worker thread"}
         assert "threads" not in server.log().lower(), "and nothing warns about it"
+
+
+def test_threads_turns_the_default_worker_into_gthread(tmp_path: Path) -> None:
+    """--threads 2 without --worker-class: Gunicorn quietly runs gthread, a WSGI worker, and
+    FastAPI answers every request with HTTP 500."""
+    folder = project(tmp_path, "configuration/main.py")
+    with harness.serving("configuration/threads_default_worker.sh", log_dir=tmp_path, cwd=folder,
+                         ready_path=None) as server:
+        server.wait_for_log(r"Booting worker with pid")
+        server.wait_for_workers(1)
+        assert server.get("/").status_code == 500
+        server.wait_for_log(r"TypeError: FastAPI\.__call__\(\) missing 1 required positional "
+                            r"argument: 'send'")
+        log = server.log()
+        assert "Using worker: gthread" in log
+        assert not re.search(r"\[WARNING\]|Warning:", log), "nothing warns about the switch"
 
 
 def test_corrected_line_serves_https_that_clients_verify(tmp_path: Path, ca: trustme.CA) -> None:
@@ -327,9 +385,13 @@ def test_log_file_in_a_missing_folder_stops_the_server(tmp_path: Path) -> None:
 
 
 def test_check_config_passes_a_good_config(tmp_path: Path) -> None:
+    """Exit 0, no output, and nothing bound: the check passes while another process holds the
+    configured port (a real start would fail to bind it)."""
     ports = harness.port_map()
     folder = project(tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports)
-    result = harness.run("configuration/check_config.sh:ok", cwd=folder, ports=ports, log_dir=tmp_path)
+    with socket.create_server((harness.HOST, ports[8000])):  # the port gunicorn.conf.py binds
+        result = harness.run("configuration/check_config.sh:ok", cwd=folder, ports=ports,
+                             log_dir=tmp_path)
     assert result.returncode == 0 and result.output.strip() == "", result.output
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -120,3 +125,65 @@ def test_drf_and_websocket_on_two_workers(command: str, log_dir: Path) -> None:
         # Channels' router has no lifespan route; the Uvicorn worker says so and carries on.
         lifespan_note = "ASGI 'lifespan' protocol appears unsupported."
         assert (lifespan_note in server.log()) == ("uvicorn" in command)
+
+
+# --------------------------------------------------------------------------- note 003's install line
+
+
+def uv() -> list[str]:
+    """The uv that runs this suite (the README installs it into the python3 that runs it)."""
+    if os.environ.get("UV"):
+        return [os.environ["UV"]]
+    if shutil.which("uv"):
+        return [shutil.which("uv")]
+    return ["python3", "-m", "uv"]
+
+
+def note003_venv(tmp_path: Path, install: str, log_dir: Path) -> dict[str, str]:
+    """A fresh venv built with uv (with pip in it), the note's line run in it, and the project's
+    own packages at the handbook's versions (the note takes those as already installed)."""
+    venv = tmp_path / "venv"
+    subprocess.run([*uv(), "venv", "--seed", "--quiet", "--python", sys.executable, str(venv)],
+                   check=True, timeout=300, capture_output=True)
+    env = {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
+    harness.run(install, env=env, timeout=600, log_dir=log_dir)
+    project = [f"{name}=={version(name)}" for name in ("django", "djangorestframework", "channels")]
+    subprocess.run([*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    *project], check=True, timeout=600, capture_output=True)
+    return env
+
+
+def installed(env: dict[str, str], name: str) -> str | None:
+    r = subprocess.run([f"{env['VIRTUAL_ENV']}/bin/python", "-c",
+                        f"import importlib.metadata as m; print(m.version({name!r}))"],
+                       capture_output=True, text=True, timeout=60)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def test_note003_install_line_as_written_cannot_boot_a_worker(tmp_path: Path,
+                                                             log_dir: Path) -> None:
+    """Nothing pins Uvicorn, so pip takes the newest; uvicorn-worker 0.3.0 calls a method
+    Uvicorn 0.36.0 replaced, and every worker fails to boot."""
+    env = note003_venv(tmp_path, "django/note003_install.sh:as-written", log_dir)
+    uvicorn = installed(env, "uvicorn")
+    assert tuple(int(x) for x in uvicorn.split(".")[:2]) >= (0, 36), uvicorn
+    result = harness.run(SERVERS["uvicorn-worker"], env=env, cwd=PROJECT, check=False,
+                         ports=harness.port_map(), timeout=120, log_dir=log_dir)
+    assert result.returncode != 0, result.output
+    assert "The `setup_event_loop` method was replaced by `get_loop_factory`" in result.output
+    assert "Worker failed to boot" in result.output
+
+
+def test_note003_install_line_has_no_websocket_library(tmp_path: Path, log_dir: Path) -> None:
+    """With a Uvicorn that 0.3.0 still works with, DRF answers, but the WebSocket step fails:
+    plain `uvicorn` brings neither websockets nor wsproto."""
+    env = note003_venv(tmp_path, "django/note003_install.sh:older-uvicorn", log_dir)
+    assert installed(env, "uvicorn-worker") == "0.3.0"
+    assert installed(env, "websockets") is None and installed(env, "wsproto") is None
+    with harness.serving(SERVERS["uvicorn-worker"], log_dir=log_dir, cwd=PROJECT, env=env,
+                         ready_path="/api/hello/") as server:
+        server.wait_for_workers(2)
+        assert server.get("/api/hello/").json()["message"] == "Hello from DRF"
+        url = server.url("/ws/chat/").replace("http://", "ws://")
+        assert asyncio.run(handshake(url, server.url(""))) == 404
+        server.wait_for_log(r"No supported WebSocket library detected")

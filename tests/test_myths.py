@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -160,3 +161,37 @@ def test_hypercorn_http3_needs_an_extra_not_installed_here() -> None:
     assert any(req.startswith("aioquic") and 'extra == "h3"' in req
                for req in meta.get_all("Requires-Dist"))
     assert importlib.util.find_spec("aioquic") is None
+
+
+#: How each page writes "What is true:" and the four verdicts, in the order the intro counts them.
+VERDICTS = {
+    "myths.md": ("What is true:", ["Wrong", "Outdated", "Partly right", "Not verified here"]),
+    "myths.vi.md": ("Thực tế:", ["Sai", "Lỗi thời", "Đúng một phần", "Chưa kiểm chứng ở đây"]),
+    "myths.zh.md": ("实际情况：", ["错误", "已过时", "部分正确", "此处未验证"]),
+}
+
+
+def verdict_counts(page: str) -> list[int]:
+    label, verdicts = VERDICTS[page]
+    text = (harness.DOCS / page).read_text("utf-8")
+    # The first bold words after the label (zh may put a few words before them).
+    found = re.findall(rf"{re.escape(label)}\*\*[^*\n]*?\*\*([^*]+)\*\*", text)
+    assert len(found) == text.count("\n### "), f"{page}: an entry without a verdict"
+    counts = [sum(1 for v in found if v.startswith(verdict)) for verdict in verdicts]
+    assert sum(counts) == len(found), f"{page}: unknown verdicts in {sorted(set(found))}"
+    return [len(found), *counts]
+
+
+def intro_numbers(page: str) -> list[int]:
+    """The numbers in the page's opening paragraph (after the title)."""
+    text = (harness.DOCS / page).read_text("utf-8")
+    after_title = text[re.search(r"^# .*$", text, re.M).end():]
+    first_paragraph = after_title.strip().split("\n\n")[0]
+    return [int(n) for n in re.findall(r"\d+", first_paragraph)]
+
+
+@pytest.mark.parametrize("page", VERDICTS)
+def test_intro_counts_match_the_verdicts(page: str) -> None:
+    """The intro's "of the N claims, A wrong, B outdated, C partly right, D not verified"
+    is counted from the verdicts on the same page, in every language."""
+    assert intro_numbers(page) == verdict_counts(page), page

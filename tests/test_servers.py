@@ -485,8 +485,28 @@ WSGI_WORKERS = {
     "sync": "servers/wsgi_workers.sh:sync",
     "gthread": "servers/wsgi_workers.sh:gthread",
     "gevent": "servers/wsgi_workers.sh:gevent",
+    "gevent_wsgi": "servers/wsgi_workers.sh:gevent_wsgi",
+    "gevent_pywsgi": "servers/wsgi_workers.sh:gevent_pywsgi",
     "tornado": "servers/wsgi_workers.sh:tornado",
 }
+
+
+@pytest.mark.parametrize("worker_class", WSGI_WORKERS)
+def test_every_other_builtin_worker_class_serves_a_wsgi_app(worker_class: str, tmp_path: Path,
+                                                           log_dir: Path) -> None:
+    """The same commands, in a folder whose main:app is a WSGI app (wsgi_cpu.py): they serve.
+    With asgi, these are all of Gunicorn's built-in classes."""
+    from gunicorn.workers import SUPPORTED_WORKERS
+
+    assert set(SUPPORTED_WORKERS) == {*WSGI_WORKERS, "asgi"}
+    folder = tmp_path / "wsgi"
+    folder.mkdir()
+    shutil.copy(harness.snippet("servers/wsgi_cpu.py").path, folder / "main.py")
+    with harness.serving(WSGI_WORKERS[worker_class], log_dir=log_dir, cwd=folder) as server:
+        server.wait_for_workers(1)
+        answer = fresh_get(server, "/", 60)
+        assert answer.status_code == 200 and answer.json()["total"] > 0
+        assert f"Using worker: {worker_class}" in server.log()
 
 
 @pytest.mark.parametrize("worker_class", WSGI_WORKERS)
