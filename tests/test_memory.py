@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 APP = harness.snippet("memory/main.py")
+harness.snippet("memory/rss.py")  # run by memory/rss.sh
 MIB = 2**20
 
 SERVERS = {

@@ -246,8 +246,11 @@ def test_preload_loads_an_import_time_model_once_in_the_master(log_dir: Path) ->
 # --------------------------------------------------------------------------- Kubernetes
 
 
+MANIFESTS = {"job.yaml": "startup/job.yaml", "deployment.yaml": "startup/deployment.yaml"}
+
+
 def manifest(name: str) -> dict:
-    return yaml.safe_load(harness.snippet(f"startup/{name}").text)
+    return yaml.safe_load(harness.snippet(MANIFESTS[name]).text)
 
 
 def app_container() -> dict:
@@ -263,7 +266,7 @@ def probe_budget(probe: dict) -> int:
 def test_validate_command_checks_both_manifests(log_dir: Path) -> None:
     result = harness.run("startup/validate.sh", log_dir=log_dir)
     assert result.output.count(" passed for resource ") == 2, result.output
-    for name in ("job.yaml", "deployment.yaml"):
+    for name in MANIFESTS:
         kubernetes_validate.validate(manifest(name), kubernetes_validate.latest_version(),
                                      strict=True)
 

@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI
-
 from migrate import apply_pending
 
 

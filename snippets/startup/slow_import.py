@@ -3,7 +3,6 @@
 import os
 
 from fastapi import FastAPI
-
 from slow import load_model
 
 print(f"loading the model in process {os.getpid()}", flush=True)
