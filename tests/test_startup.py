@@ -9,6 +9,8 @@ took at least N seconds); none assumes how fast this machine is.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,8 +180,8 @@ def test_entrypoint_migrates_once_across_replicas_then_execs_the_server(
     database_url: str, log_dir: Path
 ) -> None:
     """Two replicas start at once, each through the entrypoint: one applies the migrations, the
-    other waits and finds them done; then each entrypoint is replaced by Gunicorn (exec), which
-    serves and stops cleanly on SIGTERM."""
+    other waits and finds them done; then each entrypoint is replaced by Gunicorn (exec), whose
+    two workers each run the lifespan start-up, and which stops cleanly on SIGTERM."""
     env = {"DATABASE_URL": database_url}
     replicas = [harness.start("startup/replica.sh", log_dir=log_dir, env=env) for _ in range(2)]
     try:
@@ -190,6 +192,9 @@ def test_entrypoint_migrates_once_across_replicas_then_execs_the_server(
             assert "gunicorn" in " ".join(leader.cmdline()), "the shell was replaced by exec"
         outcomes = sorted(re.search(APPLIED, r.log())["what"] for r in replicas)
         assert outcomes == ["[1, 2]", "none, already up to date"]
+        for replica in replicas:  # 2 replicas x 2 workers: the lifespan ran 4 times in all
+            ran = re.findall(r"start-up work ran in process (\d+)", replica.log())
+            assert sorted(map(int, ran)) == sorted(w.pid for w in replica.workers())
         assert recorded_versions(database_url) == [1, 2]
         for replica in replicas:
             assert replica.stop() == 0
@@ -357,3 +362,17 @@ def test_requirements_pin_the_verified_versions() -> None:
     )
     assert pins == {name: version(name) for name in pins}
     assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "psycopg"}
+
+
+def test_install_command_installs_the_requirements(log_dir: Path) -> None:
+    """The quick start's install command, run in this page's folder, installs its requirements
+    (psycopg included) into a fresh virtual environment, from the package index."""
+    venv = log_dir / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    harness.run("quickstart/install.sh", cwd=APP.folder, timeout=300, log_dir=log_dir,
+                env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "VIRTUAL_ENV": str(venv),
+                     "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    freeze = subprocess.run([venv / "bin" / "python", "-m", "pip", "freeze"], check=True,
+                            capture_output=True, text=True, timeout=60).stdout
+    for name in ("fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "psycopg"):
+        assert f"{name}=={version(name)}" in freeze.replace("_", "-")
