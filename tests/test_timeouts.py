@@ -7,15 +7,10 @@ they never assert how long something took on this machine.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pwd
 import re
 import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +18,7 @@ from pathlib import Path
 import harness
 import httpx
 import pytest
+import services
 
 APP = harness.snippet("timeouts/main.py")  # every server below serves main:app from this folder
 harness.snippet("timeouts/request_timeout.py")  # imported by bounded.py
@@ -265,92 +261,11 @@ def test_timeout_graceful_shutdown_cuts_long_requests(log_dir: Path) -> None:
 # --------------------------------------------------------------------------- database
 
 
-PG_BIN = Path("/usr/lib/postgresql")
-
-
-def _postgres_bindir() -> Path:
-    found = sorted(PG_BIN.glob("*/bin/postgres"))
-    if not found:
-        harness.ensure_debian_packages("pg_ctlcluster", ["postgresql"])
-        found = sorted(PG_BIN.glob("*/bin/postgres"))
-    assert found, "the Debian postgresql package installed no server under /usr/lib/postgresql"
-    return found[-1].parent
-
-
 @pytest.fixture
 def database_url(log_dir: Path) -> Iterator[str]:
     """A throwaway PostgreSQL server on 127.0.0.1 and a free port; its URL."""
-    bindir = _postgres_bindir()
-    as_root = os.geteuid() == 0
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    folder = Path(tempfile.mkdtemp(prefix="handbook-pg-"))  # outside pytest's root-only tmp
-    if as_root:
-        pw = pwd.getpwnam("postgres")
-        os.chown(folder, pw.pw_uid, pw.pw_gid)
-    port = harness.free_port()
-    env = harness.base_env()
-    proc = None
-    try:
-        subprocess.run(
-            [
-                *run_as,
-                bindir / "initdb",
-                "-D",
-                folder / "data",
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            env=env,
-        )
-        with (log_dir / "postgres.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [
-                    *run_as,
-                    bindir / "postgres",
-                    "-D",
-                    folder / "data",
-                    "-k",
-                    folder,
-                    "-h",
-                    harness.HOST,
-                    "-p",
-                    str(port),
-                    "-c",
-                    "fsync=off",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
-        url = f"postgresql://postgres@{harness.HOST}:{port}/postgres"
-        wait_until(
-            lambda: (
-                subprocess.run([bindir / "pg_isready", "-d", url], capture_output=True).returncode
-                == 0
-            ),
-            30,
-            "PostgreSQL to accept connections",
-            interval=0.2,
-        )
+    with services.postgresql(log_dir) as url:
         yield url
-    finally:
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)  # fast shutdown
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                harness.kill_group(proc.pid)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_statement_timeout_cancels_the_query_not_the_connection(

@@ -1,0 +1,12 @@
+# --8<-- [start:uvicorn]
+uvicorn main:app --workers 3 --host 0.0.0.0 --port 8000
+# --8<-- [end:uvicorn]
+# --8<-- [start:uvicorn-worker]
+gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 3 --bind 0.0.0.0:8000
+# --8<-- [end:uvicorn-worker]
+# --8<-- [start:asgi]
+gunicorn main:app --worker-class asgi --workers 3 --bind 0.0.0.0:8000
+# --8<-- [end:asgi]
+# --8<-- [start:preload]
+gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 3 --preload --bind 0.0.0.0:8000
+# --8<-- [end:preload]
