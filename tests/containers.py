@@ -399,6 +399,19 @@ class Container:
         retries = (self.inspect()["Config"].get("Healthcheck") or {}).get("Retries") or 3
         return any(self.healthcheck().returncode == 0 for _ in range(retries))
 
+    def wait_healthy(self, timeout: float = 120) -> None:
+        """Wait until the image's check passes, as Docker reports "healthy" after the first pass
+        (on a loaded machine the check's own 5 s timeout can run out while the server starts)."""
+        last: list[str] = []
+
+        def passes() -> bool:
+            r = self.healthcheck()
+            last[:] = [r.stdout + r.stderr]
+            return r.returncode == 0
+
+        harness.wait_until(passes, what=f"the health check of {self.name} passes",
+                           timeout=timeout, interval=1, describe=lambda: "".join(last))
+
     def stop(self, timeout: int) -> int:
         """`podman stop -t timeout` (SIGTERM, then SIGKILL after timeout); the exit code."""
         podman("stop", "-t", str(timeout), self.name, timeout=timeout + 60)

@@ -400,14 +400,14 @@ def test_image_serves_on_its_exposed_port_as_non_root(images, ref: str, workers:
         assert {(p["uid"], p["gid"]) for p in procs} == {(10001, 10001)}, procs
         assert len(server_workers(procs)) == workers, procs
         if image.config.get("Healthcheck"):
-            assert c.healthy()
+            c.wait_healthy()
             freeze = "import os, signal; os.kill(-1, signal.SIGSTOP)"  # all but PID 1 and itself
             c.exec("python", "-c", freeze)
             try:
                 assert not c.healthy()
             finally:
                 c.exec("python", "-c", freeze.replace("SIGSTOP", "SIGCONT"))
-            assert c.healthy()
+            c.wait_healthy()
         assert c.stop(timeout=30) == 0
         log = c.logs()
         assert all(line in log for line in SIGTERM_LOGS[ref]), log[-2000:]
@@ -466,7 +466,7 @@ def test_docker_run_sets_the_uvicorn_port(images) -> None:
     image = images["docker/Dockerfile.uvicorn"]
     with containers.running(image.tag, "--env=UVICORN_PORT=8080", port=8080) as c:
         assert c.get("/").status_code == 200
-        assert c.healthy()
+        c.wait_healthy()
 
 
 def test_uvicorn_worker_healthcheck_needs_time_on_a_starved_cpu(images) -> None:
