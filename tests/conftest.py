@@ -44,6 +44,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     harness.kill_all_groups()
     if hasattr(session.config, "workerinput"):
         return
+    if "containers" in sys.modules or (harness.ROOT / "tests/containers.py").exists():
+        import containers  # images and containers the Docker and Kubernetes tests made
+
+        left = containers.remove_run(os.environ.get(harness.RUN_ID_VAR, ""))
+        if left:
+            session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+                "ERROR: images or containers made by the tests could not be removed: "
+                + "; ".join(left), red=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     strays = _strays(os.environ.get(harness.RUN_ID_VAR, ""))
     if strays:
         described = [f"{p.pid} {' '.join(p.cmdline())}" for p in strays if p.is_running()]

@@ -1,27 +1,27 @@
 """docs/kubernetes.md: the manifests validate strictly, and agree with the image and the real app.
 
-The image is snippets/docker/Dockerfile.k8s, built and run by the emulator in test_docker.py
-(no Docker engine and no cluster here). Each cross-check below can fail: it compares a value
-in a manifest with the Dockerfile, with the server command, or with the running server.
+The image is snippets/docker/Dockerfile.k8s, built for real with Podman (tests/containers.py;
+there is no cluster here). Each cross-check below can fail: it compares a value in a manifest
+with the built image's config (`podman image inspect`), or with the image running in a container
+under the manifest's security context.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import signal
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import containers
+import harness
 import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-import harness
-from test_docker import image_group, image_of, remove_workspaces
-
+#: The first test to ask for the images builds them (and, on a fresh machine, installs Podman
+#: and makes the stand-in base images): minutes, not the suite's default bound for one test.
+pytestmark = pytest.mark.timeout(1200)
 MANIFESTS = ("kubernetes/deployment.yaml", "kubernetes/service.yaml", "kubernetes/hpa.yaml",
              "kubernetes/pdb.yaml")
 IMAGE = "docker/Dockerfile.k8s"
@@ -30,10 +30,30 @@ IMAGE = "docker/Dockerfile.k8s"
 OLDEST, NEWEST = "1.30.0", kubernetes_validate.latest_version()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _images_removed() -> Iterator[None]:
-    yield
-    remove_workspaces()
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> containers.Build:
+    """The image of Dockerfile.k8s, built once per test run (shared with tests/test_docker.py)."""
+    context = harness.snippet(IMAGE).folder
+    names = ["Dockerfile", "Dockerfile.uvicorn", "Dockerfile.asgi", "Dockerfile.k8s",
+             "Dockerfile.shell-form"]
+    return containers.shared_builds(tmp_path_factory, context, names)["Dockerfile.k8s"]
+
+
+def security_context_options() -> list[str]:
+    """The container's securityContext, as `podman run` options."""
+    pod, ctr = pod_spec()["securityContext"], container()["securityContext"]
+    options = [f"--user={pod['runAsUser']}:{pod['runAsGroup']}"]
+    if ctr.get("readOnlyRootFilesystem"):
+        options.append("--read-only")
+    options += [f"--cap-drop={c}" for c in ctr["capabilities"]["drop"]]
+    if ctr.get("allowPrivilegeEscalation") is False:
+        options.append("--security-opt=no-new-privileges")
+    mounts = {m["name"]: m["mountPath"] for m in container()["volumeMounts"]}
+    for volume in pod_spec()["volumes"]:
+        if "emptyDir" in volume:
+            size = volume["emptyDir"]["sizeLimit"]
+            options.append(f"--tmpfs={mounts[volume['name']]}:rw,size={parse_quantity(size)}")
+    return options
 
 
 def load(ref: str) -> dict:
@@ -87,13 +107,12 @@ def test_strict_validation_catches_an_old_release_and_a_typo() -> None:
 # --------------------------------------------------------------------------- cross-checks
 
 
-@image_group(IMAGE)
-def test_ports_agree_between_manifests_dockerfile_and_command() -> None:
-    """containerPort == EXPOSE == uvicorn --port; the Service targets that port by name."""
-    image = image_of(IMAGE)
+def test_ports_agree_between_manifests_dockerfile_and_command(image) -> None:
+    """containerPort == the built image's exposed port == uvicorn --port in its CMD; the
+    Service targets that port by name."""
     (port,) = container()["ports"]
-    assert [port["containerPort"]] == image.expose
-    assert int(cmd_option(image.cmd, "--port")) == port["containerPort"]
+    assert list(image.config["ExposedPorts"]) == [f"{port['containerPort']}/tcp"]
+    assert int(cmd_option(image.config["Cmd"], "--port")) == port["containerPort"]
     assert "command" not in container() and "args" not in container(), "the image's CMD runs"
     (service_port,) = load("kubernetes/service.yaml")["spec"]["ports"]
     assert service_port["targetPort"] == port["name"]
@@ -118,21 +137,20 @@ def test_selectors_and_targets_match_the_pods() -> None:
     assert metric["resource"]["name"] == "cpu" and "cpu" in container()["resources"]["requests"]
 
 
-@image_group(IMAGE)
-def test_grace_period_outlasts_prestop_and_graceful_timeout() -> None:
+def test_grace_period_outlasts_prestop_and_graceful_timeout(image) -> None:
     """terminationGracePeriodSeconds > preStop sleep + uvicorn --timeout-graceful-shutdown."""
-    graceful = int(cmd_option(image_of(IMAGE).cmd, "--timeout-graceful-shutdown"))
+    graceful = int(cmd_option(image.config["Cmd"], "--timeout-graceful-shutdown"))
     pre_stop = container()["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod_spec()["terminationGracePeriodSeconds"] > pre_stop + graceful
 
 
-@image_group(IMAGE)
-def test_security_context_matches_the_image_user() -> None:
-    """runAsUser/runAsGroup are the image's numeric USER; root is refused; /tmp is writable."""
-    image = image_of(IMAGE)
-    uid, gid, _ = image.uid_gid_home()
+def test_security_context_matches_the_image_user(image) -> None:
+    """runAsUser/runAsGroup are the built image's numeric USER; root is refused; /tmp is
+    writable."""
+    user = image.config["User"]
+    assert re.fullmatch(r"\d+:\d+", user), "a numeric USER lets the kubelet check runAsNonRoot"
+    uid, gid = map(int, user.split(":"))
     pod, ctr = pod_spec()["securityContext"], container()["securityContext"]
-    assert image.user == f"{uid}:{gid}", "a numeric USER lets the kubelet check runAsNonRoot"
     assert (pod["runAsNonRoot"], pod["runAsUser"], pod["runAsGroup"]) == (True, uid, gid)
     assert ctr["allowPrivilegeEscalation"] is False and ctr["capabilities"]["drop"] == ["ALL"]
     assert ctr["readOnlyRootFilesystem"] is True
@@ -141,41 +159,32 @@ def test_security_context_matches_the_image_user() -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
-@image_group(IMAGE)
-def test_probes_resources_and_shutdown_on_the_real_server(log_dir: Path) -> None:
-    """Run the image's CMD: every probe path answers 200 on the named port; the container
-    runs as many server processes as it requests CPUs; memory has room; SIGTERM ends it
-    well within the grace period."""
-    image = image_of(IMAGE)
+def test_probes_resources_and_shutdown_on_the_real_server(image) -> None:
+    """Run the image under the manifest's security context (its user, read-only root, no
+    capabilities, /tmp in memory): every probe path answers 200 on the named port; the
+    container runs as many server processes as it requests CPUs; memory has room; SIGTERM
+    ends it gracefully well within the grace period."""
     ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
     probes = {kind: container()[kind]["httpGet"]
               for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
-    server = harness.start(image.cmd_snippet(), log_dir=log_dir, cwd=image.cwd)
-    try:
-        server.wait_ready("/healthz")
-        with server.client(timeout=5) as client:
-            for kind, probe in probes.items():
-                port = server.ports[ports[probe["port"]]]
-                answer = client.get(f"http://127.0.0.1:{port}{probe['path']}")
-                assert answer.status_code == 200, kind
-            assert client.get("/no-such-probe").status_code == 404  # the check can fail
-            for _ in range(50):
-                client.get("/")
-        main = server.main_process()
-        processes = [main, *main.children()]
-        assert len(processes) == 1, "one uvicorn process, no workers"
+    (port,) = set(ports.values())
+    with containers.running(image.tag, *security_context_options(), port=port) as c:
+        for kind, probe in probes.items():
+            assert c.get(probe["path"], ports[probe["port"]]).status_code == 200, kind
+        assert c.get("/no-such-probe").status_code == 404  # the check can fail
+        for _ in range(50):
+            c.get("/")
+        processes = c.processes()
+        assert len(processes) == 1, f"one uvicorn process, no workers: {processes}"
         requests = container()["resources"]["requests"]
         assert float(requests["cpu"]) == len(processes)
-        rss = sum(p.memory_info().rss for p in processes)
-        assert parse_quantity(requests["memory"]) >= 2 * rss, f"RSS {rss / 2**20:.0f} MiB"
+        rss = int(re.search(r"VmRSS:\s+(\d+) kB", c.exec("cat", "/proc/1/status").stdout)[1])
+        assert parse_quantity(requests["memory"]) >= 2 * rss * 1024, f"RSS {rss // 1024} MiB"
         assert container()["resources"]["limits"]["memory"] == requests["memory"]
-        start = time.monotonic()
-        main.send_signal(signal.SIGTERM)  # what the kubelet sends after preStop
-        assert server.proc.wait(timeout=30) == -signal.SIGTERM  # uvicorn re-raises it
-        assert time.monotonic() - start < int(cmd_option(image.cmd, "--timeout-graceful-shutdown"))
-        assert "Application shutdown complete" in server.log()
-    finally:
-        server.stop(expect_clean=False)
+        grace = pod_spec()["terminationGracePeriodSeconds"]
+        assert c.stop(timeout=grace) == 0  # what the kubelet sends after preStop
+        log = c.logs()
+        assert "Application shutdown complete" in log and "Finished server process" in log, log
 
 
 def parse_quantity(value: str) -> int:
