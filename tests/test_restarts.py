@@ -446,6 +446,7 @@ def test_uvicorn_term_waits_for_every_request(log_dir: Path) -> None:
         outcome, elapsed = box["result"]
         assert outcome[0] == 200, outcome
         assert elapsed >= 5 * 0.95
+        server.proc.wait(30)  # the parent exits once its workers have; a second TERM would kill it
         assert server.stop() == 0
 
 
@@ -666,12 +667,12 @@ def test_max_requests_recycles_workers(section: str, log_dir: Path) -> None:
         server.wait_for_workers(2)  # stop only booted workers (see the asgi TERM test below)
 
 
-@pytest.mark.parametrize("section", RECYCLED)
-def test_max_requests_is_overshot_by_a_burst(section: str, log_dir: Path) -> None:
-    """The limit is looked at between requests and on a timer, not when a connection is
-    accepted: 24 requests sent at once, each taking 2 s, all reach the two first workers,
-    so at least one of them serves far more than its limit of at most 6."""
-    with harness.serving(f"{MAX_REQUESTS}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
+def test_max_requests_is_overshot_by_a_burst(log_dir: Path) -> None:
+    """The asgi worker counts a request when it has answered it and stops on its once-a-second
+    loop round, never when a connection is accepted: 24 requests sent at once, each taking
+    2 s, are all served by the two first workers, so at least one of them serves far more
+    than its limit of at most 6."""
+    with harness.serving(f"{MAX_REQUESTS}:asgi", log_dir=log_dir, cwd=APP.folder) as server:
         first = {w.pid for w in server.wait_for_workers(2)}
         burst = [in_background(timed_get, server, "/await/2") for _ in range(24)]
         served = Counter()
@@ -765,7 +766,7 @@ def test_gunicorn_reload_does_nothing_with_uvicorn_worker(app_dir: Path, log_dir
 def sockets_by_worker(server: harness.Server) -> dict[int, int]:
     """{worker pid: local port of its metrics socket}, asking until both workers answered."""
     found: dict[int, int] = {}
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # the kernel may hand many connections to one worker
     while len(found) < 2:
         answer = fresh_get(server, "/socket")
         found[answer["pid"]] = answer["local_port"]
