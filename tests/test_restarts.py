@@ -182,6 +182,10 @@ def test_uvicorn_hup_starts_each_new_worker_before_stopping_an_old_one(log_dir: 
     begins to shut down only after n new workers have completed their startup."""
     with harness.serving(f"{SERVE}:uvicorn", log_dir=log_dir, cwd=APP.folder) as server:
         old = {w.pid for w in server.wait_for_workers(2)}
+        harness.wait_until(  # "ready" above is "Started server process"; startup ends later
+            lambda: server.log().count("Application startup complete") == 2,
+            what="both first workers have completed their startup", server=server,
+        )
         mark = len(server.log())
         send("hup", server.main_process().pid, log_dir)
         wait_for_new_workers(server, old, 2)
