@@ -113,6 +113,74 @@ def test_blocking_call_in_async_def_gets_the_worker_killed(
         assert server.get("/").json() == {"pid": replacement.pid}
 
 
+def slow_upload(server: harness.Server, seconds: float) -> tuple[dict, float]:
+    """POST a body of 64 KiB chunks, one every half second, for ``seconds``: a slow client."""
+    chunks = int(seconds / 0.5)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(chunks):
+            yield b"x" * 65536
+            time.sleep(0.5)  # the client's pace: this is what makes the upload slow
+
+    start = time.monotonic()
+    with server.client(timeout=60) as client:
+        r = client.post("/upload", content=body())
+    r.raise_for_status()
+    return {**r.json(), "sent": chunks * 65536}, time.monotonic() - start
+
+
+def slow_download(server: harness.Server, seconds: float, megabytes: int) -> dict:
+    """GET a large body through a small receive buffer, reading a little at a time for
+    ``seconds``, then the rest at full speed. Says how much had arrived when the slow
+    part ended, so the test can tell the server was still sending (held by the client)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    sock.settimeout(60)
+    sock.connect((harness.HOST, server.port))
+    request = f"GET /download/{megabytes} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    sock.sendall(request.encode())
+    data = bytearray()
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        chunk = sock.recv(16384)
+        if not chunk:
+            break
+        data += chunk
+        time.sleep(0.05)  # the client's pace: this is what makes the download slow
+    during = len(data)
+    while chunk := sock.recv(1 << 20):
+        data += chunk
+    sock.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    pid = re.search(rb"(?i)x-pid: (\d+)", head)
+    return {"status": head.split(b" ", 2)[1], "pid": int(pid[1]) if pid else None,
+            "body": len(body), "received_slowly": during,
+            "took": time.monotonic() - start}
+
+
+@pytest.mark.parametrize("worker_class", GUNICORN)
+def test_timeout_spares_slow_uploads_and_downloads(worker_class: str, log_dir: Path) -> None:
+    """With --timeout 2, an upload the client sends over 6 s and a download the client reads
+    over 6 s both complete, on the same worker: waiting for a slow client is awaited I/O, and
+    the heartbeat goes on. No WORKER TIMEOUT."""
+    with harness.serving(GUNICORN[worker_class], log_dir=log_dir, cwd=APP.folder) as server:
+        [worker] = server.wait_for_workers(1)
+        slow = 3 * TIMEOUT
+        uploading, up_box = in_background(slow_upload, server, slow)
+        downloading, down_box = in_background(slow_download, server, slow, 16)
+        uploading.join(60)
+        downloading.join(60)
+        uploaded, took = up_box["result"]
+        assert uploaded["received"] == uploaded["sent"] and uploaded["pid"] == worker.pid, uploaded
+        assert took >= slow * 0.9, "the upload really lasted longer than --timeout"
+        down = down_box["result"]
+        assert down["status"] == b"200" and down["pid"] == worker.pid, down
+        assert down["body"] == 16 * 2**20, down
+        assert down["received_slowly"] < down["body"] / 2, "the server was still sending after 6 s"
+        assert [w.pid for w in server.workers()] == [worker.pid]
+        assert "WORKER TIMEOUT" not in server.log()
+
+
 def test_uvicorn_supervisor_does_not_kill_a_blocked_worker(log_dir: Path) -> None:
     """uvicorn --workers pings each worker from a separate thread, which answers while the
     event loop is blocked: with a 2 s health-check timeout, a 4 s blocking call, a 4 s await

@@ -2,12 +2,21 @@
 
 import asyncio
 import os
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 VERSION = "1"
 
-app = FastAPI()
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    yield
+    # Where an app drains its work on a graceful stop; the line shows that this ran.
+    print(f"lifespan shutdown on {os.getpid()}", flush=True)
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/")

@@ -19,3 +19,12 @@ gunicorn slow_start:app --worker-class uvicorn_worker.UvicornWorker --workers 2 
 # --8<-- [start:uvicorn-slow-start]
 uvicorn slow_start:app --workers 2 --host 0.0.0.0 --port 8000
 # --8<-- [end:uvicorn-slow-start]
+# --8<-- [start:uvicorn-worker-timeout]
+gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers 2 --graceful-timeout 3 --timeout 4 --bind 0.0.0.0:8000
+# --8<-- [end:uvicorn-worker-timeout]
+# --8<-- [start:slow-start-timeout-uvicorn-worker]
+gunicorn slow_start:app --worker-class uvicorn_worker.UvicornWorker --workers 1 --timeout 2 --bind 0.0.0.0:8000
+# --8<-- [end:slow-start-timeout-uvicorn-worker]
+# --8<-- [start:slow-start-timeout-asgi]
+gunicorn slow_start:app --worker-class asgi --workers 1 --timeout 2 --bind 0.0.0.0:8000
+# --8<-- [end:slow-start-timeout-asgi]

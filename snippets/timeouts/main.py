@@ -5,7 +5,8 @@ import os
 import time
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 app = FastAPI()
 
@@ -43,3 +44,24 @@ async def threads_busy() -> dict[str, int]:
     # How many thread-pool slots are taken by def endpoints right now.
     limiter = anyio.to_thread.current_default_thread_limiter()
     return {"busy": limiter.borrowed_tokens}
+
+
+@app.post("/upload")
+async def upload(request: Request) -> dict[str, int]:
+    # Reads the body as it arrives: a slow client makes this await, like any other I/O.
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+    return {"received": received, "pid": os.getpid()}
+
+
+@app.get("/download/{megabytes}")
+async def download(megabytes: int) -> StreamingResponse:
+    # Sends the body as fast as the client reads it: a slow client makes this await too.
+    async def body():
+        for _ in range(megabytes * 16):
+            yield b"x" * 65536
+
+    headers = {"Content-Length": str(megabytes * 2**20), "X-Pid": str(os.getpid())}
+
+    return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
