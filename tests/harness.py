@@ -138,7 +138,7 @@ QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
 #: They import the test harness and its clients, so they run with the test environment; the
 #: server commands they start still run in their pages' reader environments.
 MAINTAINER_COMMANDS = frozenset({
-    "benchmarks/run.sh", "concurrency/measure.sh", "scaling/measure_memory.sh",
+    "concurrency/measure.sh", "scaling/measure_memory.sh",
     "load_testing/sweep.sh", "glossary/generate.sh",
 })
 _INCLUDE_REQUIREMENTS = re.compile(r'--8<-- "([\w-]+/requirements[\w.-]*\.txt)"')
@@ -178,17 +178,21 @@ class ReaderEnv:
         rest = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and d != test_bin]
         return {"PATH": os.pathsep.join([str(self.bin), *rest]), "VIRTUAL_ENV": str(self.path)}
 
-    def version(self, name: str) -> str:
-        """The installed version of a distribution in this environment."""
+    def metadata(self, name: str):
+        """The installed distribution's metadata (``importlib.metadata.PackageMetadata``)."""
         from importlib.metadata import distributions
 
         site = sorted(self.path.glob("lib/python*/site-packages"))
         wanted = re.sub(r"[-_.]+", "-", name).lower()
         for dist in distributions(path=[str(s) for s in site]):
             if re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() == wanted:
-                return dist.version
+                return dist.metadata
         raise HarnessError(f"{name} is not installed in the reader environment of {self.page} "
                            f"(built only from {self.sources})")
+
+    def version(self, name: str) -> str:
+        """The installed version of a distribution in this environment."""
+        return self.metadata(name)["Version"]
 
     def describe(self) -> str:
         return (f"the reader's environment of {self.page}, built only from {self.sources} "

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import harness
 import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
-
-import harness
 
 PROJECT = harness.snippet("django/asgi.py").folder  # the commands run from the project folder
 SERVERS = {
@@ -120,3 +120,13 @@ def test_drf_and_websocket_on_two_workers(command: str, log_dir: Path) -> None:
         # Channels' router has no lifespan route; the Uvicorn worker says so and carries on.
         lifespan_note = "ASGI 'lifespan' protocol appears unsupported."
         assert (lifespan_note in server.log()) == ("uvicorn" in command)
+
+
+def test_requirements_pin_what_the_page_runs() -> None:
+    """The page's requirements pin every package with ==; the environment its commands run in
+    is built from that file alone and holds exactly those versions."""
+    env = harness.reader_env("django")
+    assert env.requirements == (harness.snippet("django/requirements.txt").path,)
+    for line in harness.snippet("django/requirements.txt").text.split():
+        name, pinned = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
+        assert env.version(name) == pinned, line

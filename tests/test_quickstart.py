@@ -32,7 +32,8 @@ VERIFIED = {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker"}
 @pytest.mark.parametrize("command", SERVERS.values(), ids=SERVERS.keys())
 def test_server_runs_two_workers_and_answers(command: str, log_dir: Path) -> None:
     """Each quick-start command starts a master with two worker processes that answer."""
-    with harness.serving(command, log_dir=log_dir, cwd=APP.folder, nice=NICE.get(command)) as server:
+    with harness.serving(command, log_dir=log_dir, cwd=APP.folder,
+                         nice=NICE.get(command)) as server:
         workers = server.wait_for_workers(2)
         result = harness.run("quickstart/check.sh", server=server)
         body = result.output.strip()
