@@ -160,3 +160,13 @@ def test_translated_tables_hold_the_same_numbers() -> None:
         assert table_rows(text) == table_rows(en) and table_rows(en)
         assert re.findall(r"[-+]\d+%", text) == re.findall(r"[-+]\d+%", en)
         assert text != en
+
+
+def test_requirements_pin_what_the_page_runs() -> None:
+    """The page's requirements pin every package with ==; the environment its commands run in
+    is built from that file alone and holds exactly those versions."""
+    env = harness.reader_env("load_testing")
+    assert env.requirements == (harness.snippet("load_testing/requirements.txt").path,)
+    for line in harness.snippet("load_testing/requirements.txt").text.split():
+        name, pinned = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
+        assert env.version(name) == pinned, line

@@ -24,7 +24,7 @@ SERVERS = {
 #: `fastapi run` cannot raise Uvicorn's 5 s worker health check, and its workers first
 #: re-import the FastAPI CLI: on a test machine shared by parallel runs that took over 5 s and
 #: the workers were killed in a loop, so its server runs at a higher CPU priority here.
-NICE = {"quickstart/fastapi_run.sh": -10}
+NICE = {"quickstart/fastapi_run.sh": -20}
 #: What the banner shows and the suite itself runs with (pyproject.toml's dependencies).
 VERIFIED = {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker"}
 

@@ -81,12 +81,15 @@ CELL_TESTS = {("granian", "reload"): "test_granian_reload_does_not_wait_for_new_
 #: re-imports the FastAPI CLI: on this test machine, shared by parallel test runs, that took
 #: longer than 5 s and the workers were killed in a loop. Its servers run at a higher CPU
 #: priority so that the tests observe the server rather than the machine's load.
-NICE = {"servers/fastapi_run.sh": -10}
+NICE = {"servers/fastapi_run.sh": -20}
 
 
 def serving(ref: str, **kwargs):
     """harness.serving, at the CPU priority NICE gives the command's file."""
-    return harness.serving(ref, nice=NICE.get(ref.partition(":")[0]), **kwargs)
+    nice = NICE.get(ref.partition(":")[0])
+    if nice is not None:
+        kwargs.setdefault("ready_timeout", 90)
+    return harness.serving(ref, nice=nice, **kwargs)
 
 
 def check_cell(row: str, column: str, observed: str) -> None:
@@ -510,6 +513,22 @@ def test_fastapi_run_trusts_proxy_headers_from_loopback_only(app_dir: Path, log_
     assert seen == {"client": "203.0.113.7", "scheme": "https"}, seen
     help_text = fastapi_run_help(app_dir, log_dir)
     assert re.search(r"│ --proxy-headers .*\[default: proxy-headers\]", help_text), help_text
+
+
+def test_fastapi_run_abandons_a_reload_when_startup_takes_over_5_s(app_dir: Path,
+                                                                   log_dir: Path) -> None:
+    """`fastapi run` keeps Uvicorn's 5 s --timeout-worker-healthcheck and cannot raise it: with
+    an app whose startup takes 8 s, every SIGHUP kills the new worker and keeps the old code."""
+    with serving("servers/fastapi_run.sh:slow-start", log_dir=log_dir, cwd=app_dir) as server:
+        before = wait_workers(server, "uvicorn", 2, timeout=90)
+        server.wait_for_log(r"(?s)Application startup complete.*Application startup complete",
+                            timeout=90)
+        server.send_signal(signal.SIGHUP)
+        m = server.wait_for_log(r"New child process \[(\d+)\] was not ready in time; keeping "
+                                r"worker \[(\d+)\] and aborting the restart", timeout=60)
+        assert int(m[2]) in before
+        wait_workers(server, "uvicorn", 2, gone={int(m[1])})
+        assert {p.pid for p in server.workers()} == before, "the old workers still serve"
 
 
 def fastapi_run_help(app_dir: Path, log_dir: Path) -> str:

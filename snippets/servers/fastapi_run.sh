@@ -11,3 +11,6 @@ fastapi run main.py --host 0.0.0.0 --port 8443 --workers 2 \
 # --8<-- [start:help]
 fastapi run --help
 # --8<-- [end:help]
+# --8<-- [start:slow-start]
+STARTUP_SECONDS=8 fastapi run main.py --host 0.0.0.0 --port 8000 --workers 2
+# --8<-- [end:slow-start]
