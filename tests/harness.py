@@ -22,12 +22,18 @@ tail of its log.
 
 Every process the harness starts carries ``HANDBOOK_STARTED_BY=<run id>`` in its
 environment; ``tests/conftest.py`` sweeps for leftovers at the end of the session.
+
+Every command runs in the *reader's environment* of its page (see :func:`reader_env`): a
+virtual environment built only from the requirements files that page shows, so a command
+that needs a package its page never tells the reader to install fails here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -122,6 +128,180 @@ def command_of(snip: Snippet) -> str:
     if not lines:
         raise HarnessError(f"{snip.rel}: the snippet holds no command")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- reader environments
+
+#: Where reader environments live, one per set of requirements (ignored by git, kept across runs).
+READER_ENVS = ROOT / ".cache" / "reader-envs"
+#: The install step of a page that shows no requirements of its own.
+QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
+#: Maintainer commands that regenerate the handbook's own data (measurements, the glossary).
+#: They import the test harness and its clients, so they run with the test environment; the
+#: server commands they start still run in their pages' reader environments.
+MAINTAINER_COMMANDS = frozenset({
+    "concurrency/measure.sh", "scaling/measure_memory.sh",
+    "load_testing/sweep.sh", "glossary/generate.sh",
+})
+_INCLUDE_REQUIREMENTS = re.compile(r'--8<-- "([\w-]+/requirements[\w.-]*\.txt)"')
+
+
+def page_requirements(topic: str) -> list[str]:
+    """The requirements files a page shows the reader (``topic/requirements*.txt`` includes),
+    in page order; a page that shows none links to the quick start's install step."""
+    page = DOCS / f"{topic}.md"
+    refs = _INCLUDE_REQUIREMENTS.findall(page.read_text("utf-8")) if page.is_file() else []
+    return list(dict.fromkeys(refs)) or [QUICKSTART_REQUIREMENTS]
+
+
+@dataclass(frozen=True)
+class ReaderEnv:
+    """A virtual environment holding only what a page tells the reader to install."""
+
+    page: str  # "docs/servers.md"
+    requirements: tuple[Path, ...]
+    path: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.path / "bin"
+
+    @property
+    def python(self) -> Path:
+        return self.bin / "python"
+
+    @property
+    def sources(self) -> str:
+        return ", ".join(_rel(p) for p in self.requirements)
+
+    def env(self) -> dict[str, str]:
+        """PATH with this environment first and the test environment's bin taken out."""
+        test_bin = str(Path(sys.executable).parent)
+        rest = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and d != test_bin]
+        return {"PATH": os.pathsep.join([str(self.bin), *rest]), "VIRTUAL_ENV": str(self.path)}
+
+    def metadata(self, name: str):
+        """The installed distribution's metadata (``importlib.metadata.PackageMetadata``)."""
+        from importlib.metadata import distributions
+
+        site = sorted(self.path.glob("lib/python*/site-packages"))
+        wanted = re.sub(r"[-_.]+", "-", name).lower()
+        for dist in distributions(path=[str(s) for s in site]):
+            if re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() == wanted:
+                return dist.metadata
+        raise HarnessError(f"{name} is not installed in the reader environment of {self.page} "
+                           f"(built only from {self.sources})")
+
+    def version(self, name: str) -> str:
+        """The installed version of a distribution in this environment."""
+        return self.metadata(name)["Version"]
+
+    def describe(self) -> str:
+        return (f"the reader's environment of {self.page}, built only from {self.sources} "
+                f"({self.path})")
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def uv_binary() -> str:
+    """uv: the one that runs the suite (``uv run`` sets $UV), or one on PATH or beside Python."""
+    for candidate in (os.environ.get("UV"), shutil.which("uv"),
+                      str(Path(sys.base_prefix) / "bin" / "uv")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    with contextlib.suppress(ImportError):
+        from uv import find_uv_bin  # the uv package, when it is installed in the test venv
+
+        return find_uv_bin()
+    raise HarnessError("uv not found: reader environments are built with uv "
+                       "(run the suite with `python3 -m uv run --frozen pytest`)")
+
+
+_READER_ENVS: dict[tuple, ReaderEnv] = {}
+#: pip compiles bytecode when it installs, uv does not unless asked: without it every process
+#: compiles each module it imports (Python may run with -B and never cache it), which made each
+#: `fastapi run` worker miss Uvicorn's 5 s health check here.
+_INSTALL_FLAGS = ("--quiet", "--compile-bytecode")
+
+
+def reader_env(topic: str, requirements: list[str | Path] | None = None) -> ReaderEnv:
+    """The reader's environment of ``docs/<topic>.md``, built once and cached.
+
+    Built only from ``requirements`` (snippet refs or paths), by default the ones the page
+    shows (:func:`page_requirements`), with ``uv venv`` and ``uv pip install -r`` (the uv cache
+    makes a rebuild fast). Keyed by a hash of the requirements' text, so an edited file gets a
+    new environment; a file lock lets parallel test processes share one build. A failed build
+    is remembered for the rest of the run and fails every test that needs it, with uv's reason.
+    """
+    refs = requirements if requirements is not None else page_requirements(topic)
+    files = tuple(Path(r) if isinstance(r, Path) else snippet(r).path for r in refs)
+    page = f"docs/{topic}.md"
+    key = (page, files)
+    if key in _READER_ENVS:
+        return _READER_ENVS[key]
+    digest = hashlib.sha256((sys.version + " ".join(_INSTALL_FLAGS)).encode())
+    for f in files:
+        if not f.is_file():
+            raise HarnessError(f"{page}: requirements file {_rel(f)} does not exist")
+        digest.update(f.read_bytes() + b"\0")
+    path = READER_ENVS / digest.hexdigest()[:16]
+    env = ReaderEnv(page, files, path)
+    READER_ENVS.mkdir(parents=True, exist_ok=True)
+    done, failed = path / ".complete", path.with_suffix(".failed")
+    run_id = os.environ.get(RUN_ID_VAR, "adhoc")
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.is_file() and failed.read_text().partition("\n")[0] == run_id:
+            raise HarnessError(failed.read_text().partition("\n")[2])
+        if not done.is_file():
+            shutil.rmtree(path, ignore_errors=True)
+            uv = uv_binary()
+            steps = [[uv, "venv", "--quiet", "--python", sys.executable, str(path)],
+                     [uv, "pip", "install", *_INSTALL_FLAGS, "--python", str(path / "bin" / "python"),
+                      *[a for f in files for a in ("-r", str(f))]]]
+            for cmd in steps:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                                   env={**os.environ, "VIRTUAL_ENV": str(path)})
+                if r.returncode != 0:
+                    message = (f"{page}: cannot install what the page tells the reader to install "
+                               f"({env.sources})\n  command: {' '.join(cmd)}\n  exit code: "
+                               f"{r.returncode}\n" + _indent((r.stdout + r.stderr).strip()))
+                    failed.write_text(f"{run_id}\n{message}")
+                    raise HarnessError(message)
+            done.write_text("\n".join(_rel(f) for f in files) + "\n")
+        failed.unlink(missing_ok=True)
+    _READER_ENVS[key] = env
+    return env
+
+
+def reader_env_of(snip: Snippet, requirements: list[str | Path] | None = None) -> ReaderEnv | None:
+    """The environment a snippet's command runs in: its page's reader environment (the topic
+    is the snippet's folder), or None for a maintainer command, which runs with the tests'."""
+    rel = snip.path.relative_to(SNIPPETS) if snip.path.is_relative_to(SNIPPETS) else None
+    if requirements is None and (rel is None or str(rel) in MAINTAINER_COMMANDS):
+        return None
+    return reader_env(rel.parts[0] if rel else snip.path.parent.name, requirements)
+
+
+#: What a command's output says when it lacks a package.
+_MISSING = re.compile(
+    r"No module named '[^']+'|[\w./-]+: command not found|[^\n]*\bis not installed\b[^\n]*"
+    r"|[^\n]*[Pp]lease install[^\n]*|ModuleNotFoundError[^\n]*|ImportError: [^\n]*"
+)
+
+
+def _missing_report(reader: ReaderEnv | None, log_path: Path) -> list[str]:
+    if reader is None:
+        return []
+    lines = [f"  environment: {reader.describe()}"]
+    text = log_path.read_text("utf-8", errors="replace") if log_path.exists() else ""
+    found = list(dict.fromkeys(m.group(0).strip() for m in _MISSING.finditer(text)))
+    if found:
+        lines.append(f"  a package {reader.page} does not tell the reader to install "
+                     f"(add it to {reader.sources}): " + " | ".join(found[:5]))
+    return lines
 
 
 # --------------------------------------------------------------------------- rewrite
@@ -257,9 +437,12 @@ def run(
     check: bool = True,
     server: Server | None = None,
     log_dir: Path | None = None,
+    requirements: list[str | Path] | None = None,
 ) -> Result:
-    """Run a command snippet to completion (bounded), with the documented rewrite."""
+    """Run a command snippet to completion (bounded), with the documented rewrite, in its
+    page's reader environment (or one built from ``requirements``)."""
     snip = snippet(snip) if isinstance(snip, str) else snip
+    reader = reader_env_of(snip, requirements)
     ports = ports if ports is not None else (server.ports if server else {})
     command = rewrite(command_of(snip), ports)
     cwd = cwd or snip.folder
@@ -267,18 +450,20 @@ def run(
     log_path = log_dir / f"cmd-{snip.path.stem}-{os.getpid()}-{time.monotonic_ns()}.log"
     if server is not None and "XDG_RUNTIME_DIR" in server.env:
         env = {"XDG_RUNTIME_DIR": server.env["XDG_RUNTIME_DIR"], **(env or {})}
-    proc = _spawn(command, cwd, base_env(env), log_path)
+    proc = _spawn(command, cwd, base_env({**(reader.env() if reader else {}), **(env or {})}),
+                  log_path)
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc.pid)
         raise HarnessError(
-            _report(snip, command, cwd, "did not finish within %ss" % timeout, None, log_path, server)
+            _report(snip, command, cwd, f"did not finish within {timeout}s", None, log_path,
+                    server, reader)
         ) from None
     kill_group(proc.pid)
     output = log_path.read_text("utf-8", errors="replace")
     if check and rc != 0:
-        raise HarnessError(_report(snip, command, cwd, "failed", rc, log_path, server))
+        raise HarnessError(_report(snip, command, cwd, "failed", rc, log_path, server, reader))
     return Result(command=command, returncode=rc, output=output)
 
 
@@ -290,6 +475,7 @@ def _report(
     rc: int | None,
     log_path: Path,
     server: Server | None,
+    reader: ReaderEnv | None = None,
 ) -> str:
     source = snip.rel if snip else "(inline test command)"
     lines = [
@@ -297,6 +483,7 @@ def _report(
         f"  command as run: {command}",
         f"  working directory: {cwd.relative_to(ROOT) if cwd.is_relative_to(ROOT) else cwd}",
         f"  exit code: {'still running' if rc is None else rc}",
+        *_missing_report(reader, log_path),
         f"  --- last {LOG_TAIL_LINES} lines of its output ({log_path}) ---",
         _indent(_tail(log_path)),
     ]
@@ -329,6 +516,8 @@ class Server:
     stopped: bool = field(default=False)
     #: The public port served when the command itself names none (it is in a config file).
     public_port: int | None = None
+    #: The page's reader environment the command runs in (None: the tests' own environment).
+    reader: ReaderEnv | None = None
 
     # ---- addressing
     @property
@@ -359,7 +548,8 @@ class Server:
 
     def fail(self, what: str) -> HarnessError:
         rc = self.proc.poll()
-        return HarnessError(_report(self.snippet, self.command, self.cwd, what, rc, self.log_path, None))
+        return HarnessError(_report(self.snippet, self.command, self.cwd, what, rc, self.log_path, None,
+                                    self.reader))
 
     def processes(self) -> list[psutil.Process]:
         return group_members(self.proc.pid)
@@ -508,9 +698,19 @@ def start(
     scheme: str = "http",
     verify: str | bool = True,
     public_port: int | None = None,
+    requirements: list[str | Path] | None = None,
+    nice: int | None = None,
 ) -> Server:
-    """Start the server a command snippet shows, in its own process group. Not yet waited for."""
+    """Start the server a command snippet shows, in its own process group, in its page's
+    reader environment (or one built from ``requirements``). Not yet waited for.
+
+    ``nice`` raises (negative) the CPU priority of the server and the workers it starts, for a
+    command whose start-up must beat a fixed deadline that a test machine shared by parallel
+    test runs would miss (``fastapi run``'s 5 s worker health check, which it cannot raise).
+    Needs root; without it the priority stays as it is.
+    """
     snip = snippet(snip) if isinstance(snip, str) else snip
+    reader = reader_env_of(snip, requirements)
     ports = ports or port_map()
     command = rewrite(command_of(snip), ports)
     cwd = cwd or snip.folder
@@ -521,9 +721,12 @@ def start(
         # keeps servers that run in parallel from taking over each other's socket.
         # Short path under /tmp: a Unix socket path must fit in 108 bytes.
         env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="hb-run-", dir="/tmp")
-    proc = _spawn(command, cwd, base_env(env), log_path)
+    proc = _spawn(command, cwd, base_env({**(reader.env() if reader else {}), **env}), log_path)
+    if nice is not None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
     return Server(snip, command, cwd, ports, log_path, proc, env, scheme=scheme, verify=verify,
-                  public_port=public_port)
+                  public_port=public_port, reader=reader)
 
 
 @contextlib.contextmanager

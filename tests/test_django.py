@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,12 +14,11 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
+import harness
 import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
-
-import harness
 
 PROJECT = harness.snippet("django/asgi.py").folder  # the commands run from the project folder
 SERVERS = {
@@ -187,3 +187,13 @@ def test_note003_install_line_has_no_websocket_library(tmp_path: Path, log_dir: 
         url = server.url("/ws/chat/").replace("http://", "ws://")
         assert asyncio.run(handshake(url, server.url(""))) == 404
         server.wait_for_log(r"No supported WebSocket library detected")
+
+
+def test_requirements_pin_what_the_page_runs() -> None:
+    """The page's requirements pin every package with ==; the environment its commands run in
+    is built from that file alone and holds exactly those versions."""
+    env = harness.reader_env("django")
+    assert env.requirements == (harness.snippet("django/requirements.txt").path,)
+    for line in harness.snippet("django/requirements.txt").text.split():
+        name, pinned = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
+        assert env.version(name) == pinned, line

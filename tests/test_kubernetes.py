@@ -191,3 +191,13 @@ def parse_quantity(value: str) -> int:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
     m = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", value)
     return int(m[1]) * units.get(m[2] or "", 1)
+
+
+def test_requirements_pin_what_the_page_runs() -> None:
+    """The page's requirements pin every package with ==; the environment its commands run in
+    is built from that file alone and holds exactly those versions."""
+    env = harness.reader_env("kubernetes")
+    assert env.requirements == (harness.snippet("kubernetes/requirements.txt").path,)
+    for line in harness.snippet("kubernetes/requirements.txt").text.split():
+        name, pinned = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
+        assert env.version(name) == pinned, line

@@ -4,7 +4,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 
 # Set by the lifespan startup event: a server that skips lifespan leaves it False.
 STATE = {"lifespan_ran": False}
@@ -31,6 +31,13 @@ async def hello() -> dict[str, object]:
 @app.get("/lifespan")
 async def lifespan_ran() -> dict[str, bool]:
     return STATE
+
+
+@app.get("/client")
+async def client(request: Request) -> dict[str, object]:
+    # Who the app thinks called, and over which scheme: changed by trusted proxy headers.
+    return {"client": request.client.host if request.client else None,
+            "scheme": request.url.scheme}
 
 
 @app.get("/slow")

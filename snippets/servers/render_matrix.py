@@ -10,8 +10,6 @@ HEADER = "<!-- Generated from matrix.yml by render_matrix.py: edit those, not th
 
 
 def cell(matrix: dict, lang: str, row: dict, column: str) -> str:
-    if "untested" in row:
-        return "–"
     data = row["cells"][column]
     text = matrix["labels"][data["value"]][lang]
     if "note" in data:
@@ -20,22 +18,14 @@ def cell(matrix: dict, lang: str, row: dict, column: str) -> str:
 
 
 def render(matrix: dict, lang: str) -> str:
-    """One column per server, one line per feature; an untested server gets a footnote."""
+    """One column per server, one line per feature."""
     rows = matrix["rows"]
-    names = []
-    footnotes = []
-    for key, row in rows.items():
-        name = row["name"][lang]
-        if "untested" in row:
-            name += f"[^{key}]"
-            untested = matrix["labels"]["untested"][lang]
-            footnotes.append(f"[^{key}]: **{untested}** {row['untested']['why'][lang]}")
-        names.append(name)
+    names = [row["name"][lang] for row in rows.values()]
     lines = ["| | " + " | ".join(names) + " |", "|---" * (len(rows) + 1) + "|"]
     for column, title in matrix["columns"].items():
         cells = [cell(matrix, lang, row, column) for row in rows.values()]
         lines.append(f"| **{title[lang]}** | " + " | ".join(cells) + " |")
-    return HEADER + "\n".join(lines) + "\n\n" + "\n".join(footnotes) + "\n"
+    return HEADER + "\n".join(lines) + "\n"
 
 
 def main(folder: Path = HERE) -> None:

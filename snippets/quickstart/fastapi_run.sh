@@ -1,0 +1,1 @@
+fastapi run main.py --host 0.0.0.0 --port 8000 --workers 2
