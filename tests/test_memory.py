@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import harness
@@ -246,7 +245,7 @@ def test_requirements_pin_the_verified_versions() -> None:
         re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
         for line in harness.snippet("memory/requirements.txt").text.splitlines()
     )
-    assert pins == {name: version(name) for name in pins}
+    assert pins == {name: harness.reader_env("memory").version(name) for name in pins}
     assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "granian"}
 
 
@@ -261,4 +260,4 @@ def test_install_command_installs_the_requirements(log_dir: Path) -> None:
     freeze = subprocess.run([venv / "bin" / "python", "-m", "pip", "freeze"], check=True,
                             capture_output=True, text=True, timeout=60).stdout
     for name in ("fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "granian"):
-        assert f"{name}=={version(name)}" in freeze.replace("_", "-")
+        assert f"{name}=={harness.reader_env("memory").version(name)}" in freeze.replace("_", "-")

@@ -231,10 +231,9 @@ def test_statsd_request_metrics_by_worker_class(
 
 def test_install_command_names_the_pinned_versions() -> None:
     """requirements.txt pins every package the page's commands need, at the suite's versions."""
-    from importlib.metadata import version
 
     pins = dict(re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
                 for line in harness.snippet("metrics/requirements.txt").text.splitlines())
-    assert pins == {name: version(name) for name in pins}
+    assert pins == {name: harness.reader_env("metrics").version(name) for name in pins}
     assert "prometheus-client" in pins
     assert "requirements.txt" in harness.command_of(harness.snippet("metrics/install.sh"))

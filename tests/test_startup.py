@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import harness
@@ -360,7 +359,7 @@ def test_requirements_pin_the_verified_versions() -> None:
         re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
         for line in harness.snippet("startup/requirements.txt").text.splitlines()
     )
-    assert pins == {name: version(name) for name in pins}
+    assert pins == {name: harness.reader_env("startup").version(name) for name in pins}
     assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "psycopg"}
 
 
@@ -375,4 +374,4 @@ def test_install_command_installs_the_requirements(log_dir: Path) -> None:
     freeze = subprocess.run([venv / "bin" / "python", "-m", "pip", "freeze"], check=True,
                             capture_output=True, text=True, timeout=60).stdout
     for name in ("fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "psycopg"):
-        assert f"{name}=={version(name)}" in freeze.replace("_", "-")
+        assert f"{name}=={harness.reader_env("startup").version(name)}" in freeze.replace("_", "-")
