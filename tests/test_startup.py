@@ -147,6 +147,9 @@ def test_migrations_in_every_worker_race_and_stop_the_server(
         assert (server.proc.returncode != 0) == error_exit, log[-2000:]
         assert last_words in log
         assert log.count(RACE_LOST) >= 1, log[-2000:]
+        # Its workers go with it (a worker still exiting may hold the socket for a moment).
+        harness.wait_until(lambda: not server.processes(), what="every worker has exited",
+                           timeout=30, describe=lambda: str(server.processes()))
         with pytest.raises(httpx.ConnectError):
             server.get("/")
     finally:
