@@ -140,6 +140,9 @@ BEHIND_NGINX = {
     "gunicorn asgi worker": ("proxy/gunicorn_asgi.sh", False),
     "uvicorn --workers": ("proxy/uvicorn.sh", True),
 }
+#: `fastapi run` behind nginx: the same checks, except the reload (tests/test_servers.py shows
+#: that its reload depends on each new worker starting within 5 s).
+FASTAPI_RUN = {"fastapi run": ("proxy/fastapi_run.sh", True)}
 READER = "127.0.0.2"  # the reader's client, as nginx sees it
 NGINX_ADDR = "127.0.0.1"  # nginx, as the app server sees it
 NGINX_CONFIGS = {
@@ -155,8 +158,10 @@ def app_behind_nginx(ref: str, tmp_path: Path, conf: list[str] | None = None,
     """The app served by a page command, with nginx in front using a page config."""
     app = harness.snippet("proxy/main.py")
     ready = None if "unix-socket" in ref else "/"
+    # `fastapi run` cannot raise Uvicorn's 5 s worker health check; see NICE in test_servers.py.
+    nice = -20 if ref.startswith("proxy/fastapi_run.sh") else None
     with harness.serving(ref, log_dir=tmp_path, cwd=app.folder, ready_path=ready,
-                         expect_clean=False) as server:
+                         expect_clean=False, nice=nice, ready_timeout=90) as server:
         with harness.nginx(conf or ["proxy/fastapi.conf"], log_dir=tmp_path,
                            upstream=server.ports) as nginx:
             yield server, nginx
@@ -180,7 +185,8 @@ def test_nginx_accepts_every_config(conf: list[str], tmp_path: Path) -> None:
     assert harness.command_of(harness.snippet("proxy/nginx_check.sh")).startswith("nginx -t ")
 
 
-@pytest.mark.parametrize("server_kind", BEHIND_NGINX.values(), ids=BEHIND_NGINX.keys())
+@pytest.mark.parametrize("server_kind", [*BEHIND_NGINX.values(), *FASTAPI_RUN.values()],
+                         ids=[*BEHIND_NGINX, *FASTAPI_RUN])
 def test_through_nginx_the_app_sees_the_client_and_https(server_kind: tuple[str, bool],
                                                          tmp_path: Path) -> None:
     """Behind nginx on the same host, the servers' defaults trust it: the app sees the reader's
@@ -212,7 +218,8 @@ def test_through_nginx_an_untrusted_nginx_is_ignored(server_kind: tuple[str, boo
         assert answer["url"].startswith("http://"), answer
 
 
-@pytest.mark.parametrize("server_kind", BEHIND_NGINX.values(), ids=BEHIND_NGINX.keys())
+@pytest.mark.parametrize("server_kind", [*BEHIND_NGINX.values(), *FASTAPI_RUN.values()],
+                         ids=[*BEHIND_NGINX, *FASTAPI_RUN])
 def test_websocket_through_nginx(server_kind: tuple[str, bool], tmp_path: Path) -> None:
     """With the Upgrade and Connection headers passed on, a WebSocket works through nginx."""
     from websockets.sync.client import connect
@@ -382,6 +389,7 @@ ROOT_PATHS = {
     "uvicorn --root-path": "proxy/uvicorn.sh:root-path",
     "gunicorn asgi --root-path": "proxy/gunicorn_asgi.sh:root-path",
     "gunicorn + uvicorn-worker, FastAPI(root_path=)": "proxy/gunicorn_uvicorn_worker.sh:root-path",
+    "fastapi run --root-path": "proxy/fastapi_run.sh:root-path",
 }
 
 
