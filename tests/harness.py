@@ -276,6 +276,37 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
     return env
 
 
+_PIN_RE = re.compile(r"([\w.-]+)(?:\[[\w,-]+\])?==(\S+)")
+
+
+def requirement_pins(ref: str | Path) -> dict[str, str]:
+    """``name -> version`` for a requirements file; a line not pinned with ``==`` fails, naming
+    the file and line."""
+    path = ref if isinstance(ref, Path) else snippet(ref).path
+    pins = {}
+    for no, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _PIN_RE.fullmatch(line.strip())
+        if not m:
+            raise HarnessError(f"{_rel(path)}:{no}: {line.strip()!r} is not pinned with ==")
+        pins[m[1]] = m[2]
+    return pins
+
+
+def check_reader_env(topic: str, shows: list[str]) -> dict[str, str]:
+    """The page ``docs/<topic>.md`` shows exactly the requirements files ``shows``, and its
+    reader environment holds exactly the versions they pin; return those pins."""
+    env = reader_env(topic)
+    shown = [_rel(f).removeprefix("snippets/") for f in env.requirements]
+    assert shown == shows, f"docs/{topic}.md shows the requirements {shown}, not {shows}"
+    pins = {name: version for f in env.requirements for name, version in requirement_pins(f).items()}
+    wrong = {name: (pinned, env.version(name)) for name, pinned in pins.items()
+             if env.version(name) != pinned}
+    assert not wrong, f"{env.describe()}: pinned vs installed {wrong}"
+    return pins
+
+
 def reader_env_of(snip: Snippet, requirements: list[str | Path] | None = None) -> ReaderEnv | None:
     """The environment a snippet's command runs in: its page's reader environment (the topic
     is the snippet's folder), or None for a maintainer command, which runs with the tests'."""

@@ -241,11 +241,7 @@ def answers_from(server: harness.Server, pid: int) -> int | None:
 
 def test_requirements_pin_the_verified_versions() -> None:
     """requirements.txt pins exactly the versions the whole suite runs with (uv.lock)."""
-    pins = dict(
-        re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
-        for line in harness.snippet("memory/requirements.txt").text.splitlines()
-    )
-    assert pins == {name: harness.reader_env("memory").version(name) for name in pins}
+    pins = harness.check_reader_env("memory", shows=["memory/requirements.txt"])
     assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "granian"}
 
 

@@ -358,12 +358,10 @@ def test_startup_probe_outlasts_the_load_and_the_probes_fail_until_it_ends(log_d
 
 def test_requirements_pin_the_verified_versions() -> None:
     """requirements.txt pins exactly the versions the whole suite runs with (uv.lock)."""
-    pins = dict(
-        re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
-        for line in harness.snippet("startup/requirements.txt").text.splitlines()
-    )
-    assert pins == {name: harness.reader_env("startup").version(name) for name in pins}
-    assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "psycopg"}
+    pins = harness.check_reader_env(
+        "startup", shows=["startup/requirements.txt", "kubernetes/requirements.txt"])
+    assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "psycopg",
+                         "kubernetes-validate"}
 
 
 def test_install_command_installs_the_requirements(log_dir: Path) -> None:
