@@ -307,6 +307,21 @@ def check_reader_env(topic: str, shows: list[str]) -> dict[str, str]:
     return pins
 
 
+def install_as_the_reader(install: str, folder: Path, log_dir: Path) -> dict[str, str]:
+    """Run the page's install command in ``folder`` inside a fresh virtual environment made
+    with the standard library's venv (pip from the package index, as a reader does); return
+    what it installed (``name -> version``, names normalised)."""
+    venv = log_dir / "reader-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    run(install, cwd=folder, timeout=300, log_dir=log_dir,
+        env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "VIRTUAL_ENV": str(venv),
+             "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    freeze = subprocess.run([venv / "bin" / "python", "-m", "pip", "freeze"], check=True,
+                            capture_output=True, text=True, timeout=60).stdout
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, _, version in
+            (line.partition("==") for line in freeze.splitlines() if "==" in line)}
+
+
 def reader_env_of(snip: Snippet, requirements: list[str | Path] | None = None) -> ReaderEnv | None:
     """The environment a snippet's command runs in: its page's reader environment (the topic
     is the snippet's folder), or None for a maintainer command, which runs with the tests'."""
