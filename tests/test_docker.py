@@ -438,6 +438,11 @@ def test_exec_form_cmd_shuts_down_gracefully(images, form: str) -> None:
     with containers.running(image.tag, command=command) as c:
         pid1 = next(p for p in c.processes() if p["pid"] == 1)
         assert pid1["comm"] == "gunicorn", pid1
+        # The image answers once one worker is up; stop only when both have started, so that
+        # each one's shutdown can be seen (a worker still booting has no lifespan to end).
+        harness.wait_until(lambda: c.logs().count("Application startup complete") == 2,
+                           what="both workers have started", timeout=90,
+                           describe=lambda: c.logs()[-600:])
         assert c.stop(timeout=30) == 0
         log = c.logs()
         assert "Handling signal: term" in log and "Shutting down: Master" in log
