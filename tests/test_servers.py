@@ -367,21 +367,29 @@ def test_worker_death_and_sighup(row: str, app_dir: Path, log_dir: Path) -> None
         check_cell(row, "respawn", respawn)
 
 
+def reload_is_abandoned(server: harness.Server, timeout: float, abort_timeout: float) -> set[int]:
+    """SIGHUP a Uvicorn parent whose app starts slower than its 5 s worker health check: the
+    newcomer is killed, the restart aborted, and the same two old workers serve on. Returns
+    their PIDs."""
+    before = wait_workers(server, "uvicorn", 2, timeout=timeout)
+    server.wait_for_log(r"(?s)Application startup complete.*Application startup complete",
+                        timeout=timeout)
+    server.send_signal(signal.SIGHUP)
+    m = server.wait_for_log(r"New child process \[(\d+)\] was not ready in time; keeping "
+                            r"worker \[(\d+)\] and aborting the restart", timeout=abort_timeout)
+    assert int(m[2]) in before
+    wait_workers(server, "uvicorn", 2, gone={int(m[1])})
+    assert {p.pid for p in server.workers()} == before, "the old workers still serve"
+    return before
+
+
 def test_uvicorn_reload_keeps_old_workers_when_new_ones_start_slowly(app_dir: Path,
                                                                     log_dir: Path) -> None:
     """On SIGHUP Uvicorn waits --timeout-worker-healthcheck (5 s) for each new worker to finish
     startup; an app that needs 8 s makes it kill the newcomer and keep the old workers."""
     with harness.serving("servers/uvicorn_slow_start.sh", log_dir=log_dir, cwd=app_dir,
                          ready_timeout=60) as server:
-        before = wait_workers(server, "uvicorn", 2, timeout=60)
-        server.wait_for_log(r"(?s)Application startup complete.*Application startup complete",
-                            timeout=60)
-        server.send_signal(signal.SIGHUP)
-        m = server.wait_for_log(r"New child process \[(\d+)\] was not ready in time; keeping "
-                                r"worker \[(\d+)\] and aborting the restart", timeout=40)
-        assert int(m[2]) in before
-        wait_workers(server, "uvicorn", 2, gone={int(m[1])})
-        assert {p.pid for p in server.workers()} == before, "the old workers still serve"
+        before = reload_is_abandoned(server, timeout=60, abort_timeout=40)
         assert pid_of(fresh_get(server, "/")) in before
 
 
@@ -522,15 +530,7 @@ def test_fastapi_run_abandons_a_reload_when_startup_takes_over_5_s(app_dir: Path
     """`fastapi run` keeps Uvicorn's 5 s --timeout-worker-healthcheck and cannot raise it: with
     an app whose startup takes 8 s, every SIGHUP kills the new worker and keeps the old code."""
     with serving("servers/fastapi_run.sh:slow-start", log_dir=log_dir, cwd=app_dir) as server:
-        before = wait_workers(server, "uvicorn", 2, timeout=90)
-        server.wait_for_log(r"(?s)Application startup complete.*Application startup complete",
-                            timeout=90)
-        server.send_signal(signal.SIGHUP)
-        m = server.wait_for_log(r"New child process \[(\d+)\] was not ready in time; keeping "
-                                r"worker \[(\d+)\] and aborting the restart", timeout=60)
-        assert int(m[2]) in before
-        wait_workers(server, "uvicorn", 2, gone={int(m[1])})
-        assert {p.pid for p in server.workers()} == before, "the old workers still serve"
+        reload_is_abandoned(server, timeout=90, abort_timeout=60)
     check_cell("fastapi-run", "reload", "within 5 s")
 
 

@@ -49,13 +49,16 @@ def recorded_versions(url: str) -> list[int]:
         return [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
 
 
+def count(url: str, query: str) -> int:
+    """The number a ``SELECT count(*)`` query returns, right now, on a new connection."""
+    with psycopg.connect(url) as conn:
+        (found,) = conn.execute(query).fetchone()
+    return found
+
+
 def waiting_for_advisory_lock(url: str) -> int:
     """How many sessions wait, right now, for an advisory lock that another one holds."""
-    with psycopg.connect(url) as conn:
-        (count,) = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        ).fetchone()
-    return count
+    return count(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
 
 
 # --------------------------------------------------------------------------- once per worker
@@ -109,11 +112,8 @@ def start_lined_up(ref: str, url: str, log_dir: Path, sessions: int = 3) -> harn
 
 
 def waiting_on_a_lock(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        (count,) = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        ).fetchone()
-    return count
+    """How many sessions wait, right now, on any lock (the workers lined up on the table)."""
+    return count(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
 
 
 #: Each server with the migrations in its lifespan, and how it ends: with an error exit code
