@@ -71,34 +71,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built once per test run with ``mkdocs build --strict``.
 
-    Tests that use it carry ``@pytest.mark.xdist_group("site")``. With pytest 9.2 and
-    pytest-xdist 3.8 that mark no longer keeps them in one process (pytest-dev/pytest-xdist#1386),
-    so the processes share one build: the first builds it under a lock in the run's common
-    temporary folder, the others wait and reuse it (or its failure).
+    Once per run (``harness.once``): the first test process builds it, the others reuse it
+    (or its failure).
     A build warning (broken link, missing page or translation, missing snippet) fails here
     with MkDocs' own message.
     """
-    import fcntl
     import subprocess
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    dest, done, failed = shared / "site", shared / "site.built", shared / "site.failed"
-    with open(shared / "site.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists() and not failed.exists():
-            cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(dest)]
-            r = subprocess.run(cmd, cwd=harness.ROOT, capture_output=True, text=True,
-                               timeout=300, env=harness.base_env())
-            problems = [ln for ln in r.stderr.splitlines() if ln.startswith(("WARNING", "ERROR"))]
-            if r.returncode != 0 or problems:
-                tail = "\n".join(r.stderr.splitlines()[-30:])
-                failed.write_text(
-                    f"mkdocs.yml: `mkdocs build --strict` failed (exit code {r.returncode})\n"
-                    + "\n".join(problems) + f"\n--- last lines of its output ---\n{tail}"
-                )
-            else:
-                done.touch()
-    if failed.exists():
-        pytest.fail(failed.read_text(), pytrace=False)
-    return dest
+    def build(folder: Path) -> str:
+        dest = folder / "site"
+        cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(dest)]
+        r = subprocess.run(cmd, cwd=harness.ROOT, capture_output=True, text=True,
+                           timeout=300, env=harness.base_env())
+        problems = [ln for ln in r.stderr.splitlines() if ln.startswith(("WARNING", "ERROR"))]
+        if r.returncode != 0 or problems:
+            tail = "\n".join(r.stderr.splitlines()[-30:])
+            return (f"mkdocs.yml: `mkdocs build --strict` failed (exit code {r.returncode})\n"
+                    + "\n".join(problems) + f"\n--- last lines of its output ---\n{tail}")
+        return str(dest)
+
+    built = harness.once(tmp_path_factory, "site", build)
+    if not Path(built).is_dir():
+        pytest.fail(built, pytrace=False)
+    return Path(built)

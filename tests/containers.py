@@ -472,33 +472,18 @@ def remove_run(run: str) -> list[str]:
 # --------------------------------------------------------------------------- shared images
 
 
-def shared_dir(tmp_path_factory) -> Path:
-    """A folder all test processes of this run share (pytest-xdist gives each its own)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
 def shared_builds(tmp_path_factory, context: Path, dockerfiles: list[str]) -> dict[str, Build]:
-    """Every Dockerfile built once per test run; the first process builds, the others reuse.
-
-    A failure (no container engine, a broken Dockerfile) is recorded and raised again in every
-    process that asks, with its message, so each test names the same cause.
+    """Every Dockerfile built once per test run (``harness.once``); the first process builds,
+    the others reuse. A failure (no container engine, a broken Dockerfile) is raised again in
+    every process that asks, with its message, so each test names the same cause.
     """
-    shared = shared_dir(tmp_path_factory)
-    state, failed = shared / "images.json", shared / "images.failed"
-    with open(shared / "images.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not state.exists() and not failed.exists():
-            try:
-                engine()
-                ensure_base_images(uv_version(context / dockerfiles[0]))
-                builds = {name: build(context / name, context, new_tag(name.replace(".", "-")))
-                          for name in dockerfiles}
-                state.write_text(json.dumps({n: [b.tag, b.output] for n, b in builds.items()}))
-            except Exception as exc:  # recorded for the other processes, then raised here
-                failed.write_text(str(exc))
-                raise
-    if failed.exists():
-        raise EngineError(failed.read_text())
-    return {name: Build(tag, output) for name, (tag, output) in json.loads(state.read_text())
-            .items()}
+    def build_all(_folder: Path) -> dict[str, Build]:
+        engine()
+        ensure_base_images(uv_version(context / dockerfiles[0]))
+        return {name: build(context / name, context, new_tag(name.replace(".", "-")))
+                for name in dockerfiles}
+
+    try:
+        return harness.once(tmp_path_factory, "images", build_all)
+    except harness.HarnessError as exc:
+        raise EngineError(str(exc)) from None

@@ -625,20 +625,20 @@ class Server:
         Waiting for readiness matters: Gunicorn 27's asgi worker ignores a SIGTERM that
         arrives while it boots, and its master then waits the whole graceful timeout.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.workers()
-            ready = self.ready_worker_pids()
-            if len(found) == count and all(p.pid in ready for p in found):
+        seen: dict[str, object] = {}
+
+        def all_ready() -> list[psutil.Process] | None:
+            seen["found"], seen["ready"] = self.workers(), self.ready_worker_pids()
+            found = seen["found"]
+            if len(found) == count and all(p.pid in seen["ready"] for p in found):
                 return found
-            if self.proc.poll() is not None:
-                raise self.fail(f"exited while waiting for {count} workers")
-            if time.monotonic() > deadline:
-                raise self.fail(
-                    f"expected {count} ready worker processes; after {timeout}s found "
-                    f"{[p.pid for p in found]}, of which ready: {sorted(ready)}"
-                )
-            time.sleep(0.1)
+            return None
+
+        return wait_until(
+            all_ready, what=f"{count} worker processes run and are ready", timeout=timeout,
+            interval=0.1, server=self,
+            describe=lambda: f"workers {[p.pid for p in seen['found']]}, "
+                             f"of which ready: {sorted(seen['ready'])}")
 
     def ready_worker_pids(self) -> set[int]:
         """PIDs of workers whose log says they are ready to serve."""
@@ -648,16 +648,9 @@ class Server:
         return {int(m["pid"]) for m in re.finditer(pattern, log)}
 
     def wait_for_log(self, pattern: str, timeout: float = 20, start: int = 0) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(pattern, self.log()[start:])
-            if m:
-                return m
-            if self.proc.poll() is not None and not re.search(pattern, self.log()[start:]):
-                raise self.fail(f"exited before its log matched {pattern!r}")
-            if time.monotonic() > deadline:
-                raise self.fail(f"log did not match {pattern!r} within {timeout}s")
-            time.sleep(0.05)
+        return wait_until(
+            lambda: re.search(pattern, self.log()[start:]), what=f"its log matches {pattern!r}",
+            timeout=timeout, server=self, describe=lambda: "(the log tail below)")
 
     # ---- life
     def wait_ready(
@@ -666,22 +659,20 @@ class Server:
         timeout: float = 30,
         ok: Callable[[httpx.Response], bool] = lambda r: r.status_code < 500,
     ) -> httpx.Response:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while True:
-            if self.proc.poll() is not None:
-                raise self.fail(f"exited before answering {self.url(path)}")
+        last = ["no answer yet"]
+
+        def answered() -> httpx.Response | None:
             try:
                 with httpx.Client(verify=self.verify, timeout=2) as c:
                     r = c.get(self.url(path))
-                if ok(r):
-                    return r
-                last = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                raise self.fail(f"did not answer {self.url(path)} within {timeout}s (last: {last})")
-            time.sleep(0.1)
+                last[0] = f"{type(exc).__name__}: {exc}"
+                return None
+            last[0] = f"HTTP {r.status_code}"
+            return r if ok(r) else None
+
+        return wait_until(answered, what=f"it answers {self.url(path)}", timeout=timeout,
+                          interval=0.1, server=self, describe=lambda: last[0])
 
     def send_signal(self, sig: int) -> None:
         os.kill(self.main_process().pid, sig)
@@ -873,6 +864,37 @@ class HalfSentRequest:
         finally:
             self.sock.close()
         return "answered" if data.startswith(b"HTTP/1.1 ") else "closed unanswered"
+
+
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder every test process of this run shares (pytest-xdist gives each its own)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once(tmp_path_factory, name: str, compute: Callable[[Path], object]):
+    """``compute(folder)`` run once per test run, whichever test process asks first.
+
+    The others wait on a lock file and get the same (pickled) result. A failure is recorded
+    and raised again, with its message, in every process that asks, so each test names the
+    same cause. (pytest-xdist's ``xdist_group`` does not group tests with pytest 9.2.)
+    """
+    import pickle
+
+    shared = shared_dir(tmp_path_factory)
+    result, failed = shared / f"{name}.pickle", shared / f"{name}.failed"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists() and not failed.exists():
+            try:
+                value = compute(tmp_path_factory.mktemp(name))
+            except BaseException as exc:  # recorded for the other processes, then raised here
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+            result.write_bytes(pickle.dumps(value))
+    if failed.exists():
+        raise HarnessError(f"{name} (computed once for the run) failed: {failed.read_text()}")
+    return pickle.loads(result.read_bytes())
 
 
 def in_background(fn: Callable, *args) -> tuple[threading.Thread, dict]:

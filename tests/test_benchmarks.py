@@ -8,10 +8,8 @@ margins, because the suite runs on a small, busy machine.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
-import os
 import re
 import signal
 import subprocess
@@ -69,18 +67,9 @@ def wrk() -> str:
 def quick_run(tmp_path_factory: pytest.TempPathFactory, wrk: str) -> dict:
     """``python bench.py --quick --out DIR``: the page's command in its short form, run once.
 
-    Once per test session, whichever test process asks first; the others wait for it on a
-    lock file (pytest-xdist's ``xdist_group`` does not group tests with pytest 9.2).
+    Once per test run (``harness.once``), whichever test process asks first.
     """
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the session's test processes
-    saved = root / "bench-quick.json"
-    with (root / "bench-quick.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not saved.exists():
-            saved.write_text(json.dumps(run_quick(tmp_path_factory.mktemp("bench-quick"))))
-        run = json.loads(saved.read_text())
+    run = harness.once(tmp_path_factory, "bench-quick", run_quick)
     if "failure" in run:
         pytest.fail(run["failure"], pytrace=False)
     return {**run, "out": Path(run["out"])}

@@ -31,7 +31,7 @@ import pytest
 import harness
 from pages import LANGS
 
-pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -58,21 +56,6 @@ def test_commands_serve_the_apps_shown() -> None:
     assert harness.snippet("concurrency/measure.sh").text.strip() == "python measure.py"
     assert Path(measure.__file__) == harness.snippet("concurrency/measure.py").path
 
-
-def once(factory: pytest.TempPathFactory, name: str, compute):
-    """Compute a measurement once per test run and share it between xdist processes.
-
-    (pytest-xdist's ``xdist_group`` does not group with pytest 9.2: it renames
-    ``item._nodeid``, which pytest no longer reads. A lock file does the job.)"""
-    root = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    result = root / f"{name}.pickle"
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not result.exists():
-            result.write_bytes(pickle.dumps(compute(factory.mktemp(name))))
-        return pickle.loads(result.read_bytes())
 
 
 @contextlib.contextmanager
@@ -135,7 +118,7 @@ def run_measure_command(log_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One run of measure.sh per test session, shared by the tests that read it."""
-    return once(tmp_path_factory, "concurrency-measured", run_measure_command)
+    return harness.once(tmp_path_factory, "concurrency-measured", run_measure_command)
 
 
 # --------------------------------------------------------------------------- one event loop

@@ -494,7 +494,6 @@ def test_glossary_pages_include_their_own_table() -> None:
         assert want in [i.target for i in page.includes()], f"{page.rel}: does not include {want}"
 
 
-@pytest.mark.xdist_group("site")
 def test_built_glossary_has_every_term_side_by_side(built_site: Path) -> None:
     """Same rows, same anchors, all three words per row, definition in the page's language."""
     anchors = [t.anchor for t in TERMS]

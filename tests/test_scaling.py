@@ -6,10 +6,8 @@ kernel reports (USS, PSS), which does not depend on how busy the CPUs are.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -27,19 +25,6 @@ SNIPPETS = harness.SNIPPETS / "scaling"
 COMMANDS = {"no-preload": "scaling/serve.sh", "preload": "scaling/serve_preload.sh"}
 APP = harness.snippet("scaling/app.py")  # what both commands serve
 
-
-def once(factory: pytest.TempPathFactory, name: str, compute):
-    """Compute a measurement once per test run and share it between xdist processes
-    (pytest-xdist's ``xdist_group`` does not group with pytest 9.2)."""
-    root = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    result = root / f"{name}.pickle"
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not result.exists():
-            result.write_bytes(pickle.dumps(compute(factory.mktemp(name))))
-        return pickle.loads(result.read_bytes())
 
 
 def test_both_commands_serve_the_app() -> None:
@@ -77,7 +62,7 @@ def run_measure_command(log_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One run of measure_memory.sh per test session, shared by the tests that read it."""
-    return once(tmp_path_factory, "scaling-observed", run_measure_command)
+    return harness.once(tmp_path_factory, "scaling-observed", run_measure_command)
 
 
 # --------------------------------------------------------------------------- state

@@ -148,27 +148,28 @@ def ready_workers(server: harness.Server, kind: str) -> set[int]:
 def wait_workers(server: harness.Server, kind: str, count: int, timeout: float = 30,
                  gone: set[int] = frozenset()) -> set[int]:
     """Wait until exactly ``count`` workers run, all ready, none of them in ``gone``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = {p.pid for p in server.workers()}
-        ready = ready_workers(server, kind)
-        if len(alive) == count and alive == ready and not alive & gone:
-            return alive
-        if server.proc.poll() is not None:
-            raise server.fail(f"exited while waiting for {count} workers")
-        if time.monotonic() > deadline:
-            raise server.fail(f"expected {count} ready workers (not {sorted(gone)}); "
-                              f"found {sorted(alive)}, ready {sorted(ready)}")
-        time.sleep(0.1)
+    seen: dict[str, set[int]] = {"alive": set(), "ready": set()}
+
+    def settled() -> set[int] | None:
+        seen["alive"] = alive = {p.pid for p in server.workers()}
+        seen["ready"] = ready_workers(server, kind)
+        return alive if len(alive) == count and alive == seen["ready"] and not alive & gone \
+            else None
+
+    return harness.wait_until(
+        settled, what=f"{count} ready workers, none of {sorted(gone)}", timeout=timeout,
+        interval=0.1, server=server,
+        describe=lambda: f"alive {sorted(seen['alive'])}, ready {sorted(seen['ready'])}")
 
 
 def wait_exit(server: harness.Server, timeout: float) -> int | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            return server.proc.returncode
-        time.sleep(0.1)
-    return None
+    """The server's exit code if it exits within ``timeout`` seconds, else None."""
+    try:
+        harness.wait_until(lambda: server.proc.poll() is not None, what="the server exits",
+                           timeout=timeout, interval=0.1)
+    except harness.HarnessError:
+        return None
+    return server.proc.returncode
 
 
 def fresh_get(server: harness.Server, path: str, timeout: float = 20, **kw) -> httpx.Response:

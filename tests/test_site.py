@@ -12,7 +12,6 @@ import pytest
 import pages
 from pages import LANGS
 
-pytestmark = pytest.mark.xdist_group("site")
 
 VERIFIED = ("fastapi", "gunicorn", "uvicorn", "uvicorn-worker")
 
