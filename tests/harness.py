@@ -81,9 +81,13 @@ class Snippet:
     ref: str
     path: Path
     section: str | None
+    #: Set by :func:`variant`: the command a test built from this snippet, run in its place.
+    built: str | None = None
 
     @property
     def text(self) -> str:
+        if self.built is not None:
+            return self.built
         text = self.path.read_text("utf-8")
         if self.section is None:
             return _strip_section_markers(text)
@@ -120,6 +124,14 @@ def snippet(ref: str) -> Snippet:
     snip = Snippet(ref=ref, path=path, section=section or None)
     snip.text  # noqa: B018 - fail early on a missing section
     return snip
+
+
+def variant(of: Snippet | str, command: str) -> Snippet:
+    """A command a test builds from a page's snippet (a variant, a quicker run, the same
+    command wrapped as a container runtime would), run and reported under that snippet's
+    name and in its page's reader environment."""
+    snip = snippet(of) if isinstance(of, str) else of
+    return Snippet(ref=snip.ref, path=snip.path, section=snip.section, built=command)
 
 
 def command_of(snip: Snippet) -> str:
@@ -301,8 +313,9 @@ def check_reader_env(topic: str, shows: list[str]) -> dict[str, str]:
     shown = [_rel(f).removeprefix("snippets/") for f in env.requirements]
     assert shown == shows, f"docs/{topic}.md shows the requirements {shown}, not {shows}"
     pins = {name: version for f in env.requirements for name, version in requirement_pins(f).items()}
-    wrong = {name: (pinned, env.version(name)) for name, pinned in pins.items()
-             if env.version(name) != pinned}
+    installed = {name: env.version(name) for name in pins}
+    wrong = {name: (pinned, installed[name]) for name, pinned in pins.items()
+             if installed[name] != pinned}
     assert not wrong, f"{env.describe()}: pinned vs installed {wrong}"
     return pins
 
@@ -439,6 +452,11 @@ def _cmdline(proc: psutil.Process) -> list[str]:
     return ["?"]
 
 
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file (for failure messages)."""
+    return _tail(path, lines)
+
+
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.exists():
         return "(no log)"
@@ -571,7 +589,7 @@ class Server:
         """The free port that replaced the page's first public port used by the command."""
         if self.public_port is not None:
             return self.ports[self.public_port]
-        for public, private in self.ports.items():
+        for private in self.ports.values():
             if re.search(rf"(?<!\d){private}(?!\d)", self.command):
                 return private
         raise HarnessError(f"{self.snippet.rel}: the command uses none of the ports {PUBLIC_PORTS}")

@@ -67,7 +67,7 @@ def postgresql(log_dir: Path) -> Iterator[str]:
             lambda: subprocess.run([bindir / "pg_isready", "-d", url],
                                    capture_output=True).returncode == 0,
             what="PostgreSQL accepts connections", timeout=30, interval=0.2,
-            describe=lambda: harness._tail(log_dir / "postgres.log", 10),
+            describe=lambda: harness.tail(log_dir / "postgres.log", 10),
         )
         yield url
     finally:

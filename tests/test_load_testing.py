@@ -9,7 +9,6 @@ import re
 import shlex
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import harness
@@ -20,17 +19,6 @@ LOCUSTFILE = harness.snippet("load_testing/locustfile.py")
 SWEEP = harness.snippet("load_testing/sweep.py")
 TABLES = {"en": "load_testing/sweep.md", "vi": "load_testing/sweep.vi.md",
           "zh": "load_testing/sweep.zh.md"}
-
-
-@dataclass(frozen=True)
-class Inline(harness.Snippet):
-    """A command a test builds from a page's snippets (a variant, or a quicker run)."""
-
-    command: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.command
 
 
 def summary_totals(output: str) -> tuple[int, int]:
@@ -103,7 +91,7 @@ def test_run_time_counts_from_the_start_of_the_run(log_dir: Path) -> None:
             command = (f"locust -f slow_{name}.py --headless --users 5 --spawn-rate 5 "
                        f"--run-time 3s --host http://127.0.0.1:8000 --json-file {name} "
                        "--only-summary --exit-code-on-error 1")
-            result = harness.run(Inline("load_testing/run.sh", LOCUSTFILE.path, None, command),
+            result = harness.run(harness.variant("load_testing/run.sh", command),
                                  server=server, cwd=work, timeout=120, check=False,
                                  log_dir=log_dir)
             return result.returncode, json.loads((work / f"{name}.json").read_text())
@@ -129,7 +117,7 @@ def test_sweep_finds_where_throughput_stops_growing(log_dir: Path) -> None:
     assert sweep.SERVER.format(workers=2, port=8000).replace("127.0.0.1", "0.0.0.0") == (
         served + " --no-control-socket")
     out = log_dir / "sweep"
-    harness.run(Inline("load_testing/sweep.sh", FOLDER / "sweep.sh", None,
+    harness.run(harness.variant("load_testing/sweep.sh",
                        f"python sweep.py --quick --out {shlex.quote(str(out))}"),
                 cwd=FOLDER, timeout=240, log_dir=log_dir)
     machine = harness.machine_description()

@@ -14,7 +14,6 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import harness
@@ -133,18 +132,6 @@ def test_a_worker_killed_by_sigkill_is_logged_and_replaced(command: str, log_dir
         assert server.get("/").status_code == 200
 
 
-@dataclass(frozen=True)
-class InCgroup(harness.Snippet):
-    """A page's command, run inside a memory cgroup (the test's own wrapping, as a container
-    runtime's): the shell joins the cgroup, then execs the command, so every process is in it."""
-
-    command: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.command
-
-
 @contextlib.contextmanager
 def memory_cgroup(limit: int) -> Iterator[Path]:
     """A memory cgroup limited to ``limit`` bytes (cgroup v1 or v2), removed afterwards.
@@ -185,7 +172,7 @@ def test_a_worker_over_the_cgroup_limit_is_oom_killed_and_replaced(log_dir: Path
     snip = harness.snippet(SERVERS["gunicorn + uvicorn-worker"])
     with memory_cgroup(400 * MIB) as group:
         command = f"echo $$ > {group}/cgroup.procs && exec {harness.command_of(snip)}"
-        wrapped = InCgroup(snip.ref, snip.path, snip.section, command)
+        wrapped = harness.variant(snip, command)  # the page's command, inside the cgroup
         with harness.serving(wrapped, log_dir=log_dir, cwd=APP.folder) as server:
             master = server.main_process().pid
             before = {w.pid for w in server.wait_for_workers(2)}

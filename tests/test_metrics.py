@@ -8,18 +8,19 @@ listen on a UDP socket on 127.0.0.1, on the free port that replaces the page's 8
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import harness
 import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
-
-import harness
 
 APP = harness.snippet("metrics/main.py")
 CONF = harness.snippet("metrics/multiproc.conf.py")  # read by serve_multiproc.sh (-c)
@@ -33,6 +34,16 @@ def wait_for_two_workers(server: harness.Server) -> None:
     """wait_for_workers, once the command's shell has become the server (a first log line)."""
     server.wait_for_log(r"Booting worker|Started server process", timeout=60)
     server.wait_for_workers(2, timeout=60)
+
+
+@contextlib.contextmanager
+def two_workers(ref: str, tmp_path: Path, **kwargs) -> Iterator[harness.Server]:
+    """Serve the page's command with its multiprocess folder under the test's own TMPDIR,
+    once both workers are ready."""
+    env = {"TMPDIR": str(tmp_path)}
+    with harness.serving(ref, log_dir=tmp_path, env=env, ready_path=None, **kwargs) as server:
+        wait_for_two_workers(server)
+        yield server
 
 
 def get_pid(server: harness.Server) -> int:
@@ -92,11 +103,8 @@ def test_default_registry_counts_each_worker_alone(tmp_path: Path) -> None:
 def test_multiprocess_total_equals_requests_sent_across_a_killed_worker(tmp_path: Path) -> None:
     """With PROMETHEUS_MULTIPROC_DIR and the child_exit hook, every scrape shows the total of
     all workers, the killed one's requests included, and the live-worker gauge stays at 2."""
-    env = {"TMPDIR": str(tmp_path)}
     folder = tmp_path / "prometheus-multiproc"
-    with harness.serving("metrics/serve_multiproc.sh", log_dir=tmp_path, env=env,
-                         ready_path=None) as server:
-        wait_for_two_workers(server)
+    with two_workers("metrics/serve_multiproc.sh", tmp_path) as server:
         for _ in range(10):
             get_pid(server)
         for _ in range(4):
@@ -116,10 +124,7 @@ def test_multiprocess_total_equals_requests_sent_across_a_killed_worker(tmp_path
 def test_uvicorn_workers_keep_counting_a_dead_worker_as_live(tmp_path: Path) -> None:
     """uvicorn --workers has no child_exit hook: counters still add up, but a livesum gauge
     keeps the killed worker's value, so it reads 3 with two workers running."""
-    env = {"TMPDIR": str(tmp_path)}
-    with harness.serving("metrics/serve_multiproc_uvicorn.sh", log_dir=tmp_path, env=env,
-                         ready_path=None) as server:
-        wait_for_two_workers(server)
+    with two_workers("metrics/serve_multiproc_uvicorn.sh", tmp_path) as server:
         for _ in range(10):
             get_pid(server)
         assert scrape(server) == {"app_requests_total": 10, "app_live_workers": 2}
@@ -132,19 +137,14 @@ def test_uvicorn_workers_keep_counting_a_dead_worker_as_live(tmp_path: Path) -> 
 def test_metric_files_outlive_the_server_so_the_script_empties_the_folder(tmp_path: Path) -> None:
     """After a stop, the folder still holds the counts (they would be added to the next run's);
     serve_multiproc.sh empties it, so the next run starts from zero."""
-    env = {"TMPDIR": str(tmp_path)}
     folder = tmp_path / "prometheus-multiproc"
-    with harness.serving("metrics/serve_multiproc.sh", log_dir=tmp_path, env=env,
-                         ready_path=None) as server:
-        wait_for_two_workers(server)
+    with two_workers("metrics/serve_multiproc.sh", tmp_path) as server:
         for _ in range(3):
             get_pid(server)
     left = CollectorRegistry()
     multiprocess.MultiProcessCollector(left, path=str(folder))
     assert left.get_sample_value("app_requests_total") == 3, "the old counts are still there"
-    with harness.serving("metrics/serve_multiproc.sh", log_dir=tmp_path, env=env,
-                         ready_path=None) as server:
-        wait_for_two_workers(server)
+    with two_workers("metrics/serve_multiproc.sh", tmp_path) as server:
         assert scrape(server)["app_requests_total"] == 0
 
 

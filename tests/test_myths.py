@@ -20,7 +20,6 @@ import socket
 import ssl
 import tempfile
 import time
-from dataclasses import dataclass
 from importlib.metadata import metadata
 from pathlib import Path
 
@@ -34,18 +33,7 @@ APP = "configuration/main.py"  # answers {"pid": ..., "scheme": ...}
 NOBODY = 65534  # the conventional unprivileged user and group
 
 
-@dataclass(frozen=True)
-class AsUser(harness.Snippet):
-    """A page's command, with its server started as another user (the test's own wrapping)."""
-
-    command: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.command
-
-
-def unprivileged(ref: str) -> tuple[AsUser, int]:
+def unprivileged(ref: str) -> tuple[harness.Snippet, int]:
     """The snippet's command with its last line (the server) run as an unprivileged user.
 
     When the suite runs as root, ``setpriv`` switches to ``nobody`` with no capabilities but
@@ -56,11 +44,11 @@ def unprivileged(ref: str) -> tuple[AsUser, int]:
     snip = harness.snippet(ref)
     lines = harness.command_of(snip).splitlines()
     if os.geteuid() != 0:
-        return AsUser(snip.ref, snip.path, None, "\n".join(lines)), os.geteuid()
+        return harness.variant(snip, "\n".join(lines)), os.geteuid()
     prefix = (f"setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups "
               "--inh-caps=-all,+dac_read_search --ambient-caps=+dac_read_search --")
     lines[-1] = f"{prefix} {lines[-1]}"
-    return AsUser(snip.ref, snip.path, None, "\n".join(lines)), NOBODY
+    return harness.variant(snip, "\n".join(lines)), NOBODY
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import harness
@@ -299,17 +298,6 @@ def test_job_and_init_container_run_the_entrypoints_migration() -> None:
     assert 'os.environ["DATABASE_URL"]' in MIGRATE.text
 
 
-@dataclass(frozen=True)
-class ContainerCommand(harness.Snippet):
-    """The Deployment's container command, run by the harness as if a page showed it."""
-
-    command: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.command
-
-
 def test_startup_probe_outlasts_the_load_and_the_probes_fail_until_it_ends(log_dir: Path) -> None:
     """The startup probe tolerates far more than the load takes, and more than the liveness
     probe would. On the container's real command, both probe paths fail (no answer) while the
@@ -324,7 +312,7 @@ def test_startup_probe_outlasts_the_load_and_the_probes_fail_until_it_ends(log_d
     assert f"--port {port}" in " ".join(ctr["command"])
 
     snip = harness.snippet("startup/deployment.yaml")
-    command = ContainerCommand(snip.ref, snip.path, None, " ".join(ctr["command"]))
+    command = harness.variant(snip, " ".join(ctr["command"]))  # as if a page showed it
     server = harness.start(command, log_dir=log_dir, cwd=SLOW.folder)
     try:
         paths = [startup["httpGet"]["path"], readiness["httpGet"]["path"]]
