@@ -464,7 +464,11 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-lines:]) or "(empty log)"
 
 
-def _spawn(command: str, cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+def spawn(command: str, cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start ``bash -c command`` in its own process group, with exactly ``env``, its output in
+    ``log_path``; the group is killed at the end of the session at the latest. For a command
+    that is not a page's snippet (the README's); a page's command goes through :func:`start`.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -514,7 +518,7 @@ def run(
     log_path = log_dir / f"cmd-{snip.path.stem}-{os.getpid()}-{time.monotonic_ns()}.log"
     if server is not None and "XDG_RUNTIME_DIR" in server.env:
         env = {"XDG_RUNTIME_DIR": server.env["XDG_RUNTIME_DIR"], **(env or {})}
-    proc = _spawn(command, cwd, base_env({**(reader.env() if reader else {}), **(env or {})}),
+    proc = spawn(command, cwd, base_env({**(reader.env() if reader else {}), **(env or {})}),
                   log_path)
     try:
         rc = proc.wait(timeout=timeout)
@@ -776,7 +780,7 @@ def start(
         # keeps servers that run in parallel from taking over each other's socket.
         # Short path under /tmp: a Unix socket path must fit in 108 bytes.
         env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="hb-run-", dir="/tmp")
-    proc = _spawn(command, cwd, base_env({**(reader.env() if reader else {}), **env}), log_path)
+    proc = spawn(command, cwd, base_env({**(reader.env() if reader else {}), **env}), log_path)
     if nice is not None:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
@@ -1109,7 +1113,7 @@ def nginx(refs: list[str], *, log_dir: Path, upstream: dict[int, int] | None = N
         run(certificate, cwd=site.prefix, log_dir=site.prefix)
     site.check()
     command = f"exec {NGINX} -p {site.prefix} -c {site.conf} -e {site.prefix}/error.log -g 'daemon off;'"
-    site.proc = _spawn(command, site.prefix, base_env(), site.prefix / "nginx.out")
+    site.proc = spawn(command, site.prefix, base_env(), site.prefix / "nginx.out")
     try:
         def listening() -> bool:
             with contextlib.suppress(OSError), socket.create_connection((HOST, site.ports[443]), timeout=1):

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import hashlib
+import json
+import os
 import re
+import sys
 from html.parser import HTMLParser
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import pytest
 
+import harness
 import pages
 from pages import LANGS
-
 
 VERIFIED = ("fastapi", "gunicorn", "uvicorn", "uvicorn-worker")
 
@@ -62,17 +69,6 @@ def test_page_is_built_with_versions_and_language_links(built_site: Path, topic:
 
 # ------------------------------------------------------------------ the site a reader expects
 # (overrides/hooks/site_features.py; tests/test_browser.py checks the same in a real browser)
-
-import gzip  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import httpx  # noqa: E402
-
-import harness  # noqa: E402
 
 sys.path.insert(0, str(pages.ROOT / "overrides" / "hooks"))
 import site_features as site_hook  # noqa: E402  (overrides/hooks/site_features.py)
@@ -162,20 +158,19 @@ def test_readme_serve_command_serves_every_language(tmp_path: Path) -> None:
     env["PATH"] = _without_venv(env["PATH"])  # the README's python3, not the venv's
     env.pop("VIRTUAL_ENV", None)
     log = tmp_path / "mkdocs-serve.log"
-    proc = harness._spawn(serve, pages.ROOT, env, log)
+    proc = harness.spawn(serve, pages.ROOT, env, log)
     base = f"http://{harness.HOST}:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(base + "/", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`{serve}` did not serve {base}/ (exit code {proc.poll()}):\n"
-                            + log.read_text("utf-8", errors="replace")[-3000:], pytrace=False)
-            time.sleep(0.5)
+        def home_answers() -> bool:
+            if proc.poll() is not None:
+                raise harness.HarnessError(f"`{serve}` exited {proc.poll()}:\n"
+                                           + harness.tail(log))
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(base + "/", timeout=5).status_code == 200
+            return False
+
+        harness.wait_until(home_answers, what=f"`{serve}` serves {base}/", timeout=180,
+                           interval=0.5, describe=lambda: harness.tail(log, 5))
         with httpx.Client(base_url=base, timeout=30) as client:
             for lang, prefix in PREFIX.items():
                 r = client.get(f"/{prefix}")
