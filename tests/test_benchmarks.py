@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -343,17 +342,20 @@ def wait_until_every_worker_answers(server: harness.Server, count: int,
 
     Works for every server here; Granian logs no PID when a worker is ready.
     """
-    deadline = time.monotonic() + timeout
     seen: dict[int, str] = {}
-    while True:
+
+    def all_answered() -> dict[int, str] | None:
         workers = {p.pid for p in server.workers()} or {server.main_process().pid}
         if len(workers) == count and set(seen) >= workers:
             return {pid: seen[pid] for pid in workers}
-        assert time.monotonic() < deadline, f"workers {workers}, answered from {set(seen)}"
         with server.client() as client:
             answer = client.get("/").json()
         seen[answer["pid"]] = answer["loop"]
-        time.sleep(0.05)
+        return None
+
+    return harness.wait_until(all_answered, what=f"each of {count} workers answers GET /",
+                              timeout=timeout, server=server,
+                              describe=lambda: f"answered from {sorted(seen)}")
 
 
 def test_bench_runs_each_command_as_the_harness_does() -> None:

@@ -242,15 +242,6 @@ def timed_get(server: harness.Server, path: str) -> tuple[httpx.Response, float]
     return response, time.perf_counter() - start
 
 
-def wait_until(condition, timeout: float = 10, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
-
-
 def test_gather_runs_independent_calls_at_once(gather_server: harness.Server) -> None:
     sequential, t_seq = timed_get(gather_server, "/sequential?seconds=1")
     gathered, t_gather = timed_get(gather_server, "/gather?seconds=1")
@@ -265,7 +256,8 @@ def test_gather_failure_leaves_the_other_calls_running(gather_server: harness.Se
     response = gather_server.get("/gather-failing?seconds=1")
     assert response.status_code == 500  # after 0.5 s, when the first call failed
     # Had gather cancelled it then, the slow call would never finish.
-    assert wait_until(lambda: "gather-slow" in gather_server.get("/finished").json())
+    harness.wait_until(lambda: "gather-slow" in gather_server.get("/finished").json(),
+                       what="the slow call finishes", timeout=10, server=gather_server)
 
 
 def test_return_exceptions_returns_errors_as_results(gather_server: harness.Server) -> None:

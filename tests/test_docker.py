@@ -53,15 +53,6 @@ PYTHON_BIN = Path(sys.base_prefix) / "bin"
 STOP_TIMEOUT = 3  # seconds `podman stop` waits before SIGKILL in the shell-form test
 
 
-def uv_binary() -> str:
-    """The uv on this machine (for the lock tests, which need no image)."""
-    for candidate in (os.environ.get("UV"), shutil.which("uv", path=str(PYTHON_BIN)),
-                      shutil.which("uv")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise AssertionError("no uv binary found on this machine (python3 -m pip install uv)")
-
-
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, containers.Build]:
     """Every Dockerfile of the page, built once per test run (shared by the test processes)."""
@@ -159,7 +150,7 @@ def test_lock_is_up_to_date_with_pyproject(tmp_path: Path) -> None:
     for snip in (PYPROJECT, LOCK):
         shutil.copy(snip.path, work / snip.path.name)
     harness.run("docker/lock.sh", cwd=work, env={
-        "PATH": f"{Path(uv_binary()).parent}:{PYTHON_BIN}:/usr/bin:/bin",
+        "PATH": f"{Path(harness.uv_binary()).parent}:{PYTHON_BIN}:/usr/bin:/bin",
         "UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1"})
     assert (work / "uv.lock").read_bytes() == LOCK.path.read_bytes()
 
@@ -197,7 +188,7 @@ def test_locked_install_refuses_a_lock_that_does_not_match(change: str, tmp_path
         expected = "Hash mismatch for `idna"
     run = next(i["value"] for i in structure("docker/Dockerfile") if "uv sync" in i["value"])
     argv = [w for w in shlex.split(run) if not w.startswith("--mount=")]
-    env = harness.base_env({"PATH": f"{Path(uv_binary()).parent}:{PYTHON_BIN}:/usr/bin:/bin",
+    env = harness.base_env({"PATH": f"{Path(harness.uv_binary()).parent}:{PYTHON_BIN}:/usr/bin:/bin",
                             "UV_PYTHON_DOWNLOADS": "never"})
     r = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and expected in " ".join(r.stderr.split()), r.stderr

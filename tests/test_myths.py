@@ -19,7 +19,6 @@ import shutil
 import socket
 import ssl
 import tempfile
-import time
 from importlib.metadata import metadata
 from pathlib import Path
 
@@ -77,18 +76,18 @@ def runtime_dir() -> dict[str, str]:
 
 
 def wait_until_free(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until 127.0.0.1:port can be bound again (a server that just stopped released it)."""
+    def bindable() -> bool:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((harness.HOST, port))
-                return
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"127.0.0.1:{port} stayed busy for {timeout}s ({exc}); "
-                                "something else on this machine uses it", pytrace=False)
-        time.sleep(0.5)
+            except OSError:
+                return False
+            return True
+
+    harness.wait_until(bindable, what=f"127.0.0.1:{port} is free (nothing else on this "
+                       "machine uses it)", timeout=timeout, interval=0.5)
 
 
 def test_unprivileged_user_serves_https_on_port_8443(project: Path, log_dir: Path) -> None:

@@ -60,16 +60,6 @@ def timed_get(server: harness.Server, path: str, timeout: float = 30) -> tuple[o
 in_background = harness.in_background
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(interval)
-
-
 # --------------------------------------------------------------------------- Gunicorn --timeout
 
 
@@ -309,7 +299,8 @@ def test_timeout_graceful_shutdown_cuts_long_requests(log_dir: Path) -> None:
         mark = len(server.log())
         short, s_box = in_background(timed_get, server, "/await/1")
         long, l_box = in_background(timed_get, server, "/await/6")
-        wait_until(lambda: server.log()[mark:].count("in flight: ") == 2, 30, "both requests")
+        harness.wait_until(lambda: server.log()[mark:].count("in flight: ") == 2,
+                           what="both requests are in flight", timeout=30, server=server)
         signalled = time.monotonic()
         # A lone uvicorn process re-raises the SIGTERM it handled once it has shut down, so it
         # ends "killed by SIGTERM" (-15) rather than with exit code 0.
