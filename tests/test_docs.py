@@ -75,6 +75,35 @@ def test_fences_hold_only_includes(page: pages.Page) -> None:
     _fail(errors)
 
 
+ANNOTATION_RE = re.compile(r"\((\d+)\)!")
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
+def test_code_annotations_have_their_notes(page: pages.Page) -> None:
+    """A snippet line ending in a ``(N)!`` comment is a numbered code annotation: the fence
+    that includes it is followed, after one blank line, by the notes 1..N (in the page's
+    language), or Material shows the marker as a bare comment."""
+    errors = []
+    for start, _info, body in page.fences():
+        markers = []
+        for _no, line in body:
+            m = pages.INCLUDE_RE.match(line)
+            if m and (SNIPPETS / m["target"].split(":", 1)[0]).is_file():
+                text = (SNIPPETS / m["target"].split(":", 1)[0]).read_text("utf-8")
+                markers += [int(n) for n in ANNOTATION_RE.findall(text)]
+        if not markers:
+            continue
+        end = (body[-1][0] if body else start) + 1  # the closing fence
+        after = page.lines[end: end + 1 + len(markers) * 4]
+        notes = [int(m[1]) for ln in after if (m := re.match(r"(\d+)\. \S", ln))]
+        expected = list(range(1, max(markers) + 1))
+        if sorted(markers) != expected or notes[: len(expected)] != expected:
+            errors.append(f"{page.at(start)}: the snippet marks annotations {sorted(markers)}; "
+                          f"after the fence, write one blank line and the notes 1..{max(markers)}"
+                          f" (found notes {notes})")
+    _fail(errors)
+
+
 @pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
 def test_includes_resolve(page: pages.Page) -> None:
     errors = []
