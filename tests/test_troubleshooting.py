@@ -64,6 +64,7 @@ def curl(url: str, timeout: float = 60) -> str:
     return r.stderr
 
 
+APP = harness.snippet("troubleshooting/main.py")  # a task started and forgotten; /gc
 TIMEOUTS_APP = harness.snippet("timeouts/main.py")  # /block/{s}: time.sleep in async def
 PROXY_APP = harness.snippet("proxy/main.py")  # /stuck/{s} blocks, /slow/{s} awaits
 
@@ -78,7 +79,7 @@ def test_worker_timeout(log_dir: Path) -> None:
                          cwd=TIMEOUTS_APP.folder) as server:
         server.wait_for_workers(1)
         client_error = curl(server.url("/block/6"))
-        server.wait_for_log(r"was sent SIGABRT!")
+        server.wait_for_log(r"(?s)was sent SIGABRT!.*Booting worker")  # and its replacement
         assert_quoted("troubleshooting/worker_timeout.log", server.log())
         assert_quoted("troubleshooting/curl_empty_reply.log", client_error)
 
@@ -93,7 +94,7 @@ def test_worker_timeout_with_asgi_worker_says_out_of_memory(log_dir: Path) -> No
             server.get("/block/6")
         except httpx.HTTPError:
             pass  # the connection dies with the worker
-        server.wait_for_log(r"Perhaps out of memory\?")
+        server.wait_for_log(r"(?s)Perhaps out of memory\?.*Booting worker")
         server.wait_for_workers(1)  # a TERM while the new worker boots would be ignored
         assert_quoted("troubleshooting/out_of_memory.log", server.log())
 
@@ -130,8 +131,8 @@ def test_task_destroyed_but_pending(log_dir: Path) -> None:
     garbage collector's next full pass (here asked for by /gc) destroys it while it is pending.
     Before the mistake, the same pass destroys nothing."""
     # A lone Uvicorn process re-raises the SIGTERM it handled: it exits with -15 once stopped.
-    with harness.serving("troubleshooting/serve.sh", log_dir=log_dir, ready_path="/docs",
-                         expect_clean=False) as server:
+    with harness.serving("troubleshooting/serve.sh", log_dir=log_dir, cwd=APP.folder,
+                         ready_path="/docs", expect_clean=False) as server:
         with server.client() as client:
             client.post("/gc").raise_for_status()
             assert "Task was destroyed" not in server.log(), "nothing to destroy yet"
