@@ -116,6 +116,18 @@ def test_h2_package_missing(tmp_path: Path, log_dir: Path) -> None:
     assert_quoted("troubleshooting/h2_missing.log", server.log())
 
 
+def test_wsgi_worker_class_cannot_call_fastapi(log_dir: Path) -> None:
+    """Gunicorn's default worker class, sync, is WSGI: it calls app(environ, start_response),
+    FastAPI wants (scope, receive, send), so every request gets 500 and this traceback."""
+    with harness.serving("servers/wsgi_workers.sh:sync", log_dir=log_dir,
+                         cwd=harness.snippet("servers/main.py").folder, ready_path=None) as server:
+        server.wait_for_log(r"Booting worker with pid")  # no ready_path: nothing answers 2xx
+        server.wait_for_workers(1)
+        assert server.get("/").status_code == 500
+        server.wait_for_log(r"TypeError: FastAPI\.__call__\(\) missing")
+        assert_quoted("troubleshooting/wsgi_worker.log", server.log())
+
+
 def test_error_while_closing_socket_is_harmless(log_dir: Path) -> None:
     """Each uvicorn worker logs "Error while closing socket [Errno 9]" as it stops; the server
     still stops cleanly: exit code 0, nothing left behind (server.stop checks both)."""
@@ -211,6 +223,7 @@ def test_connection_reset_then_refused_during_a_deploy(log_dir: Path) -> None:
 QUOTED = [
     "troubleshooting/worker_timeout.log", "troubleshooting/curl_empty_reply.log",
     "troubleshooting/out_of_memory.log", "troubleshooting/h2_missing.log",
+    "troubleshooting/wsgi_worker.log",
     "troubleshooting/closing_socket.log", "troubleshooting/task_destroyed.log",
     "troubleshooting/nginx_refused.log", "troubleshooting/nginx_prematurely_closed.log",
     "troubleshooting/nginx_timed_out.log", "troubleshooting/curl_reset.log",
