@@ -29,7 +29,7 @@ APP = harness.snippet("websockets/main.py")
 APP_REDIS = harness.snippet("websockets/main_redis.py")  # served by serve_redis*.sh
 NGINX_CONF = "websockets/websockets.conf"
 #: nginx's proxy_read_timeout as the page shows it (its default), and as the tests run it.
-READ_TIMEOUT, TEST_READ_TIMEOUT = "proxy_read_timeout 60s;", "proxy_read_timeout 2s;"
+READ_TIMEOUT, TEST_READ_TIMEOUT = "proxy_read_timeout 60s;", "proxy_read_timeout 3s;"
 
 
 class Chat:
@@ -280,7 +280,7 @@ def test_gunicorn_timeout_does_not_kill_a_worker_holding_an_idle_websocket(
 
 @contextlib.contextmanager
 def behind_nginx(command: str, tmp_path: Path, env: dict[str, str] | None = None):
-    """The app server and nginx with the page's config, proxy_read_timeout cut to 2 s."""
+    """The app server and nginx with the page's config, proxy_read_timeout cut to 3 s."""
     with harness.serving(command, log_dir=tmp_path, env=env) as server, \
             harness.nginx([NGINX_CONF], log_dir=tmp_path, upstream=server.ports,
                           test_only={READ_TIMEOUT: TEST_READ_TIMEOUT}) as nginx:
@@ -313,7 +313,7 @@ def test_nginx_closes_an_idle_websocket_without_pings(tmp_path: Path) -> None:
     pings) is closed by nginx once proxy_read_timeout passes."""
     with behind_nginx("websockets/serve_gunicorn.sh:asgi", tmp_path) as (server, nginx):
         chat = Chat(wss(nginx), ssl=nginx.tls_context())
-        harness.wait_until(ws_closed(chat), what="nginx closes the idle WebSocket", timeout=60,
+        harness.wait_until(ws_closed(chat), what="nginx closes the idle WebSocket", timeout=30,
                            describe=lambda: harness._tail(nginx.prefix / "error.log", 5))
 
 
@@ -322,9 +322,9 @@ def test_uvicorn_pings_keep_a_websocket_open_through_nginx(tmp_path: Path) -> No
     WebSocket open for three times proxy_read_timeout, and it still carries messages."""
     with behind_nginx("websockets/serve_pings.sh", tmp_path) as (server, nginx):
         chat = Chat(wss(nginx), ssl=nginx.tls_context())
-        assert still_open_after(6, ws_closed(chat)), "nginx closed a pinged WebSocket"
-        chat.ws.send("after 6 s")
-        wait_received([chat], "after 6 s", server)
+        assert still_open_after(9, ws_closed(chat)), "nginx closed a pinged WebSocket"
+        chat.ws.send("after 9 s")
+        wait_received([chat], "after 9 s", server)
         chat.close()
 
 
@@ -343,10 +343,10 @@ def test_sse_heartbeat_keeps_the_stream_open_through_nginx(heartbeat: str, stays
             return stream.closed
 
         if stays_open:
-            assert still_open_after(6, closed), "nginx closed a stream with heartbeats"
+            assert still_open_after(9, closed), "nginx closed a stream with heartbeats"
             assert stream.heartbeats >= 3, stream.heartbeats
         else:
-            harness.wait_until(closed, what="nginx closes the idle stream", timeout=60)
+            harness.wait_until(closed, what="nginx closes the idle stream", timeout=30)
             assert stream.heartbeats == 0
         stream.close()
 
