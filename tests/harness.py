@@ -1067,18 +1067,21 @@ class Nginx:
                             + "\n  --- output ---\n" + _indent(_tail(self.prefix / "nginx.out")))
 
 
-def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path) -> Nginx:
+def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path,
+                 test_only: dict[str, str] | None = None) -> Nginx:
     """Write the page's nginx configuration into ``prefix``, with the nginx rewrite.
 
     The rewrite, like :func:`rewrite` for commands: ``listen 80`` and ``listen 443`` become
     127.0.0.1 and free ports, and the upstream ``server 127.0.0.1:8000`` or
     ``unix:/run/gunicorn.sock`` becomes the app server's private port or socket
-    (``upstream``: that server's port map). Nothing else changes.
+    (``upstream``: that server's port map). Nothing else changes, unless a test asks for a
+    ``test_only`` replacement (``old -> new`` text, e.g. a 60 s timeout shortened to 2 s so a
+    test need not wait a minute); each ``old`` must occur in the configuration, or it fails.
     """
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / "temp").mkdir(exist_ok=True)
     ports = {80: free_port(), 443: free_port()}
-    includes = []
+    includes, found = [], set()
     for i, ref in enumerate(refs):
         text = snippet(ref).text
         for public, private in ports.items():
@@ -1086,9 +1089,14 @@ def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path)
         if upstream is not None:
             text = re.sub(r"\bserver\s+127\.0\.0\.1:8000\b", f"server {HOST}:{upstream[8000]}", text)
             text = text.replace(f"unix:{UNIX_SOCKET}", f"unix:{unix_socket(upstream)}")
+        for old, new in (test_only or {}).items():
+            found.update({old} if old in text else set())
+            text = text.replace(old, new)
         path = prefix / f"{i}-{Path(ref.partition(':')[0]).name}"  # nginx names it in errors
         path.write_text(text)
         includes.append(f"    include {path};")
+    if missing := set(test_only or {}) - found:
+        raise HarnessError(f"{refs}: the test-only rewrite expects {sorted(missing)} in them")
     conf = prefix / "nginx.conf"
     import pwd
 
@@ -1099,16 +1107,19 @@ def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path)
 
 @contextlib.contextmanager
 def nginx(refs: list[str], *, log_dir: Path, upstream: dict[int, int] | None = None,
-          certificate: str | None = "proxy/certificate.sh") -> Iterator[Nginx]:
+          certificate: str | None = "proxy/certificate.sh",
+          test_only: dict[str, str] | None = None) -> Iterator[Nginx]:
     """Run nginx in front of an app server, as a user-level process, and always stop it.
 
     ``refs``: the page's configuration snippets, included in this order; ``upstream``: the
-    app server's port map (``server.ports``). The certificate command the page shows runs first
-    in nginx's folder. nginx runs in the foreground (``daemon off``) in its own process group,
-    marked and swept like every server; on exit it gets SIGQUIT (graceful), then its group SIGKILL.
+    app server's port map (``server.ports``); ``test_only``: see :func:`nginx_config`. The
+    certificate command the page shows runs first in nginx's folder. nginx runs in the
+    foreground (``daemon off``) in its own process group, marked and swept like every server;
+    on exit it gets SIGQUIT (graceful), then its group SIGKILL.
     """
     ensure_debian_packages(NGINX, ["nginx"])
-    site = nginx_config(refs, upstream, Path(tempfile.mkdtemp(prefix="nginx-", dir=log_dir)))
+    site = nginx_config(refs, upstream, Path(tempfile.mkdtemp(prefix="nginx-", dir=log_dir)),
+                        test_only)
     if certificate:
         run(certificate, cwd=site.prefix, log_dir=site.prefix)
     site.check()

@@ -79,3 +79,51 @@ def postgresql(log_dir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 harness.kill_group(proc.pid)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis(log_dir: Path) -> Iterator[str]:
+    """A throwaway Redis server on 127.0.0.1 and a free port; yields its URL.
+
+    Debian's ``redis-server``, run as the current user with no persistence (``--save ""
+    --appendonly no``); its config, pid file and log are in a temporary folder, its log copied
+    to ``log_dir/redis.log`` when it stops.
+    """
+    server = harness.ensure_debian_packages("redis-server", ["redis-server"])
+    folder = Path(tempfile.mkdtemp(prefix="handbook-redis-"))
+    port = harness.free_port()
+    conf = folder / "redis.conf"
+    conf.write_text(
+        f"bind {harness.HOST}\nport {port}\ndir {folder}\npidfile {folder}/redis.pid\n"
+        f"logfile {folder}/redis.log\ndaemonize no\nsave \"\"\nappendonly no\n"
+    )
+    proc = None
+    try:
+        proc = subprocess.Popen([server, str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env=harness.base_env())
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise harness.HarnessError(f"redis-server exited {proc.returncode}:\n"
+                                           + harness._tail(folder / "redis.log", 20))
+            with contextlib.suppress(OSError), harness.socket.create_connection(
+                    (harness.HOST, port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+            return False
+
+        harness.wait_until(answers, what=f"Redis answers PING on port {port}", timeout=30,
+                           interval=0.1, describe=lambda: harness._tail(folder / "redis.log", 5))
+        yield f"redis://{harness.HOST}:{port}/0"
+    finally:
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                harness.kill_group(proc.pid)
+        with contextlib.suppress(OSError):
+            shutil.copy(folder / "redis.log", log_dir / "redis.log")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import harness
 import httpx
 import pytest
+import services
 import websockets
 from websockets.exceptions import InvalidStatus
 
@@ -124,6 +125,20 @@ def test_drf_and_websocket_on_two_workers(command: str, log_dir: Path) -> None:
         # Channels' router has no lifespan route; the Uvicorn worker says so and carries on.
         lifespan_note = "ASGI 'lifespan' protocol appears unsupported."
         assert (lifespan_note in server.log()) == ("uvicorn" in command)
+
+
+def test_redis_channel_layer_reaches_both_workers(log_dir: Path) -> None:
+    """With the Redis channel layer (CHANNEL_LAYER=redis), a group broadcast sent through one
+    worker reaches the client on the other worker too, and the neighbour on the same worker."""
+    with services.redis(log_dir) as redis_url, \
+            harness.serving("django/serve_redis_layer.sh", log_dir=log_dir, cwd=PROJECT,
+                            env={"REDIS_URL": redis_url}, ready_path="/api/hello/") as server:
+        workers = {p.pid for p in server.wait_for_workers(2)}
+        url = server.url("/ws/chat/").replace("http://", "ws://")
+        result = asyncio.run(websocket_checks(url, server.url(""), workers))
+        assert result["neighbour"]["broadcast"] == "ping"
+        assert result["stranger"] is not None, "the Redis layer reaches the other worker"
+        assert result["stranger"] == {"broadcast": "ping", "pid": result["other"]}
 
 
 # --------------------------------------------------------------------------- note 003's install line

@@ -20,3 +20,8 @@ REST_FRAMEWORK = {
 
 # In-memory: each worker process has its own layer, invisible to the others.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if os.environ.get("CHANNEL_LAYER") == "redis":  # one layer that every worker shares, in Redis
+    CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]},
+    }}

@@ -1,0 +1,1 @@
+uvicorn main:app --host 0.0.0.0 --port 8000 --workers 2 --ws-ping-interval 1 --ws-ping-timeout 1

@@ -1,0 +1,1 @@
+uvicorn main_redis:app --host 0.0.0.0 --port 8000 --workers 2
