@@ -325,7 +325,7 @@ def install_as_the_reader(install: str, folder: Path, log_dir: Path) -> dict[str
     with the standard library's venv (pip from the package index, as a reader does); return
     what it installed (``name -> version``, names normalised)."""
     venv = log_dir / "reader-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=600)
     run(install, cwd=folder, timeout=300, log_dir=log_dir,
         env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "VIRTUAL_ENV": str(venv),
              "PIP_DISABLE_PIP_VERSION_CHECK": "1"})

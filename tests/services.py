@@ -106,7 +106,7 @@ def redis(log_dir: Path) -> Iterator[str]:
         def answers() -> bool:
             if proc.poll() is not None:
                 raise harness.HarnessError(f"redis-server exited {proc.returncode}:\n"
-                                           + harness._tail(folder / "redis.log", 20))
+                                           + harness.tail(folder / "redis.log", 20))
             with contextlib.suppress(OSError), harness.socket.create_connection(
                     (harness.HOST, port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
@@ -114,7 +114,7 @@ def redis(log_dir: Path) -> Iterator[str]:
             return False
 
         harness.wait_until(answers, what=f"Redis answers PING on port {port}", timeout=30,
-                           interval=0.1, describe=lambda: harness._tail(folder / "redis.log", 5))
+                           interval=0.1, describe=lambda: harness.tail(folder / "redis.log", 5))
         yield f"redis://{harness.HOST}:{port}/0"
     finally:
         if proc is not None:

@@ -314,7 +314,7 @@ def test_nginx_closes_an_idle_websocket_without_pings(tmp_path: Path) -> None:
     with behind_nginx("websockets/serve_gunicorn.sh:asgi", tmp_path) as (server, nginx):
         chat = Chat(wss(nginx), ssl=nginx.tls_context())
         harness.wait_until(ws_closed(chat), what="nginx closes the idle WebSocket", timeout=30,
-                           describe=lambda: harness._tail(nginx.prefix / "error.log", 5))
+                           describe=lambda: harness.tail(nginx.prefix / "error.log", 5))
 
 
 def test_uvicorn_pings_keep_a_websocket_open_through_nginx(tmp_path: Path) -> None:
