@@ -722,7 +722,7 @@ def test_max_requests_under_traffic(section: str, held: str, log_dir: Path) -> N
         def client() -> None:
             while not stop.is_set():
                 try:
-                    answered[fresh_get(server, timeout=30)["pid"]] += 1
+                    answered[fresh_get(server, timeout=60)["pid"]] += 1
                 except httpx.HTTPError as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
 
