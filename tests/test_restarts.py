@@ -366,8 +366,8 @@ def new_connections_around_term(
     server: harness.Server, in_flight: threading.Thread
 ) -> list[tuple[float, str]]:
     """Two clients open new connections one after another, before and after TERM; return
-    (seconds after TERM each was opened, what it got), once two new connections failed,
-    and check that the request ``in_flight`` kept the server up all that time."""
+    (seconds after TERM each was opened, what it got) for the connections opened while the
+    request ``in_flight`` still kept the server up, once two of those failed."""
     attempts: list[tuple[float, str]] = []
     before: list[str] = []
     stop = threading.Event()
@@ -375,10 +375,11 @@ def new_connections_around_term(
 
     def client() -> None:
         while not stop.is_set():
-            opened = time.monotonic()
+            opened, kept_up = time.monotonic(), in_flight.is_alive()
             outcome = new_connection_outcome(server)
             if termed and opened > termed[0]:
-                attempts.append((opened - termed[0], outcome))
+                if kept_up:  # a loaded machine may take seconds to get here: count only these
+                    attempts.append((opened - termed[0], outcome))
             else:
                 before.append(outcome)
 
@@ -390,12 +391,13 @@ def new_connections_around_term(
     server.send_signal(signal.SIGTERM)  # directly: the moment counts
     try:
         harness.wait_until(
-            lambda: sum(o != "answered" for _, o in attempts) >= 2,
+            lambda: sum(o != "answered" for _, o in attempts) >= 2 or not in_flight.is_alive(),
             what="new connections fail after TERM", timeout=60,
             describe=lambda: str(attempts[-5:]),
         )
         seen = list(attempts)
-        assert in_flight.is_alive(), "the long request was in flight during all of it"
+        assert sum(o != "answered" for _, o in seen) >= 2, (
+            f"two new connections opened while the long request kept the server up: {seen}")
     finally:
         stop.set()
         for c in clients:
