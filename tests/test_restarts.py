@@ -366,8 +366,8 @@ def new_connections_around_term(
     server: harness.Server, in_flight: threading.Thread
 ) -> list[tuple[float, str]]:
     """Two clients open new connections one after another, before and after TERM; return
-    (seconds after TERM each was opened, what it got), once two new connections failed,
-    and check that the request ``in_flight`` kept the server up all that time."""
+    (seconds after TERM each was opened, what it got) for the connections opened while the
+    request ``in_flight`` still kept the server up, once two of those failed."""
     attempts: list[tuple[float, str]] = []
     before: list[str] = []
     stop = threading.Event()
@@ -375,10 +375,11 @@ def new_connections_around_term(
 
     def client() -> None:
         while not stop.is_set():
-            opened = time.monotonic()
+            opened, kept_up = time.monotonic(), in_flight.is_alive()
             outcome = new_connection_outcome(server)
             if termed and opened > termed[0]:
-                attempts.append((opened - termed[0], outcome))
+                if kept_up:  # a loaded machine may take seconds to get here: count only these
+                    attempts.append((opened - termed[0], outcome))
             else:
                 before.append(outcome)
 
@@ -390,12 +391,13 @@ def new_connections_around_term(
     server.send_signal(signal.SIGTERM)  # directly: the moment counts
     try:
         harness.wait_until(
-            lambda: sum(o != "answered" for _, o in attempts) >= 2,
+            lambda: sum(o != "answered" for _, o in attempts) >= 2 or not in_flight.is_alive(),
             what="new connections fail after TERM", timeout=60,
             describe=lambda: str(attempts[-5:]),
         )
         seen = list(attempts)
-        assert in_flight.is_alive(), "the long request was in flight during all of it"
+        assert sum(o != "answered" for _, o in seen) >= 2, (
+            f"two new connections opened while the long request kept the server up: {seen}")
     finally:
         stop.set()
         for c in clients:
@@ -688,6 +690,66 @@ def test_max_requests_is_overshot_by_a_burst(log_dir: Path) -> None:
         most = max(served[pid] for pid in first)
         assert most > 6 * 1.5, served  # at most 6 is the limit: 4 plus a jitter of 0 to 2
         server.wait_for_workers(2)
+
+
+def draining_or_gone(server: harness.Server, pid: int) -> bool:
+    """The worker has exited, or says it is draining its open connections (the asgi worker)."""
+    return not psutil.pid_exists(pid) or bool(
+        re.search(rf"\[{pid}\] \[INFO\] Waiting for \d+ connections? to finish", server.log()))
+
+
+UNANSWERED = ("RemoteProtocolError: Server disconnected", "ReadError: [Errno 104]")
+
+
+@pytest.mark.parametrize("section, held", [
+    ("uvicorn-worker", "closed unanswered"), ("uvicorn", "closed unanswered"), ("asgi", "answered"),
+])
+def test_max_requests_under_traffic(section: str, held: str, log_dir: Path) -> None:
+    """Recycling a worker under steady traffic: a Uvicorn worker (the uvicorn worker or
+    `uvicorn --workers`) that reaches its limit closes, unanswered, every request it has
+    accepted but not fully read, while the asgi worker finishes reading and answers it.
+
+    Certain, not a race: each of the first workers holds a half-sent request while four
+    clients send whole requests without pause, until both first workers have exited (or say
+    they are draining); then the rest of each half-sent request is sent. The clients' own
+    failures are counted: none on the asgi worker, and on the Uvicorn ones only that same
+    closing (a request that happened to be arriving when its worker stopped)."""
+    with harness.serving(f"{MAX_REQUESTS}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
+        first = {w.pid for w in server.wait_for_workers(2)}
+        arriving = hold_one_per_worker(server, first)
+        answered: Counter = Counter()
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    answered[fresh_get(server, timeout=60)["pid"]] += 1
+                except httpx.HTTPError as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+
+        clients = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        try:
+            harness.wait_until(lambda: all(draining_or_gone(server, pid) for pid in first),
+                               what="both first workers reached their limit and stopped",
+                               timeout=60, server=server)
+            outcomes = [half.finish() for half in arriving]
+            # Keep the traffic going through a few more generations of workers.
+            harness.wait_until(lambda: len(answered) >= 8, what="eight workers have answered",
+                               timeout=90, server=server, describe=lambda: str(answered))
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(40)
+        recycled = len(answered) - 2
+        print(f"{section}: {sum(answered.values())} answered by {len(answered)} workers, "
+              f"{len(failures)} failed: {failures[:4]}")
+        assert outcomes == [held, held], outcomes
+        allowed = [f for f in failures if held == "closed unanswered" and f.startswith(UNANSWERED)]
+        assert failures == allowed, f"{len(failures)} failures over {recycled} recycles: {failures}"
+        server.wait_for_workers(2)  # stop only booted workers (see the asgi TERM test)
 
 
 def test_uvicorn_limit_max_requests_alone_stops_the_server(log_dir: Path) -> None:
