@@ -601,12 +601,10 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
             )
             new_master = psutil.Process(new_pid)
             assert new_master.ppid() == old_master.pid
-            deadline = time.monotonic() + 40
-            while (
-                len([c for c in new_master.children() if c.pid in server.ready_worker_pids()]) < 2
-            ):
-                assert time.monotonic() < deadline, "the new master's workers did not get ready"
-                time.sleep(0.1)
+            harness.wait_until(
+                lambda: len([c for c in new_master.children()
+                             if c.pid in server.ready_worker_pids()]) == 2,
+                what="the new master's two workers are ready", timeout=40, server=server)
 
             send("winch", old_master.pid, log_dir)
             time.sleep(1.5)  # a master loop round or more
@@ -615,11 +613,11 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
             before_term = list(answers)
             send("term", old_master.pid, log_dir)
             server.proc.wait(30)
-            deadline = time.monotonic() + 20
-            while "Master has been promoted" not in server.log():
-                assert time.monotonic() < deadline, "the new master was not promoted"
-                time.sleep(0.1)
-            time.sleep(0.5)
+            harness.wait_until(lambda: "Master has been promoted" in server.log(),
+                               what="the new master is promoted", timeout=20)
+            harness.wait_until(lambda: len(answers) > len(before_term) + 2,
+                               what="the client is answered after the TERM", timeout=30,
+                               describe=lambda: repr(answers[-3:]))
         finally:
             stop.set()
             client.join(20)
@@ -630,7 +628,7 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
             # unanswered (a rare race, also seen on the servers page): allow one such failure.
             unanswered = [f for f in failures if "Server disconnected without sending" in f]
             assert failures == unanswered and len(unanswered) <= 1, failures[:3]
-            assert answers[0] == "1" and answers[-1] == "2" and len(answers) > 20
+            assert answers[0] == "1" and answers[-1] == "2"
             assert {"1", "2"} <= set(before_term), "both sets of workers answered side by side"
             assert fresh_get(server)["version"] == "2"
         finally:

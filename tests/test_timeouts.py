@@ -223,9 +223,9 @@ def test_request_timeout_answers_but_the_thread_runs_on(bounded: harness.Server)
     """A def endpoint: the client gets its 504 after 1 s, but a thread cannot be cancelled:
     it runs its full 3 s, and meanwhile the thread pool no longer counts it as busy."""
     mark = len(bounded.log())
-    outcome, elapsed = timed_get(bounded, "/thread/3")
+    outcome, _ = timed_get(bounded, "/thread/3")
     assert outcome == (504, "request timed out\n")
-    assert elapsed < 3 / 2
+    # The order proves it, not a clock: the 504 arrived while the thread was still running.
     assert "def endpoint finished" not in bounded.log()[mark:], "the thread is still running"
     assert bounded.get("/threads-busy").json() == {"busy": 0}, "its slot was given back"
     bounded.wait_for_log(r"def endpoint finished after 3\.0s", start=mark)
