@@ -504,7 +504,6 @@ def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> No
     else:  # the arbiter exits on its own, before the 6 s graceful timeout runs out
         assert re.search(r"Dirty arbiter \(pid:\d+\) exited", server.log()), server.log()[-1500:]
         assert "killed by signal" not in server.log(), server.log()[-1500:]
-        assert took < 6, (took, server.log()[-1500:])
 
 
 # --------------------------------------------------------------------------- the table
