@@ -224,7 +224,8 @@ def test_servers_read_web_concurrency_and_gunicorn_reads_port_only_without_bind(
 
 
 def test_image_user_exists_with_the_ids_of_user_instruction(images) -> None:
-    """USER 10001:10001 is the account the RUN line creates; uv stays in the build stage."""
+    """USER 10001:10001 is the account the RUN line creates; uv stays in the build stage; the
+    code and the virtual environment belong to root, and that user cannot write to them."""
     image = images["docker/Dockerfile"]
     assert image.config["User"] == "10001:10001"
     ids = image.run("sh", "-c", "id -u; id -g; getent passwd app; command -v uv || echo no-uv")
@@ -233,6 +234,12 @@ def test_image_user_exists_with_the_ids_of_user_instruction(images) -> None:
     assert entry.split(":")[2:4] == ["10001", "10001"] and entry.split(":")[5] == "/nonexistent"
     assert uv == "no-uv"
     assert image.run("test", "-x", "/app/.venv/bin/gunicorn").returncode == 0
+    # COPY left the code and the environment to root: the server's user cannot change them.
+    owners = image.run("stat", "-c", "%u", "/app/main.py", "/app/.venv",
+                       "/app/.venv/lib/python3.12/site-packages").stdout.split()
+    assert owners == ["0", "0", "0"], owners
+    write = image.run("sh", "-c", "touch /app/main.py /app/.venv/probe 2>&1; echo $?").stdout
+    assert write.strip().endswith("1") and "Permission denied" in write, write
 
 
 def test_useradd_system_gives_another_group(images) -> None:
@@ -544,7 +551,7 @@ def test_root_only_key_leaves_gunicorn_workers_failing_forever(images, tmp_path:
     """A key owned by root with mode 0400 cannot be read by the image's user 10001: every
     worker dies at boot with `PermissionError: [Errno 13] Permission denied`, the master
     restarts it, again and again, and nothing is ever served."""
-    folder, _ = tls_folder(tmp_path)
+    folder, ca = tls_folder(tmp_path)
     containers.own(folder / "key.pem", 0, 0, 0o400)
     _, mount, argv = run_tls()
     image = images["docker/Dockerfile"]
@@ -556,8 +563,11 @@ def test_root_only_key_leaves_gunicorn_workers_failing_forever(images, tmp_path:
         log = c.logs()
         assert "ctx.load_cert_chain(certfile, keyfile" in log, log[-3000:]
         assert re.search(r"Worker \(pid:\d+\) exited with code 255", log), log[-3000:]
+        assert "Listening at: https://0.0.0.0:8443" in log, log[:2000]
         assert c.running(), "the master stays up and keeps restarting workers"
         assert "Application startup complete" not in log
+        with pytest.raises(httpx.HTTPError):  # the socket is open, but no worker ever serves
+            c.get("/", verify=ca)
 
 
 def test_key_readable_by_the_app_group_serves_https(images, tmp_path: Path) -> None:
