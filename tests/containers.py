@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -331,6 +332,34 @@ def new_tag(name: str) -> str:
     return f"localhost/handbook-{name.lower()}:{run_id()[:12]}-{uuid.uuid4().hex[:6]}"
 
 
+# --------------------------------------------------------------------------- files to mount
+
+
+def tls_files(folder: Path, names: tuple[str, str] = ("key.pem", "cert.pem")) -> Path:
+    """A fresh CA and a key and certificate for localhost and 127.0.0.1 (trustme), written to
+    ``folder`` under ``names``; return the CA's certificate, for the client to verify with."""
+    import trustme
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_pem.write_to_path(str(folder / names[0]))
+    cert.cert_chain_pems[0].write_to_path(str(folder / names[1]))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return folder / "ca.pem"
+
+
+def own(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Give ``path`` the owner, group and mode that a container sees when it is bind-mounted:
+    ``chown`` as root (rootful Podman maps IDs 1:1), ``podman unshare chown`` otherwise (rootless
+    Podman maps container IDs to the user's subordinate IDs)."""
+    path.chmod(mode)
+    if os.geteuid() == 0:
+        os.chown(path, uid, gid)
+    else:
+        podman("unshare", "chown", f"{uid}:{gid}", str(path))
+
+
 # --------------------------------------------------------------------------- containers
 
 
@@ -343,8 +372,13 @@ class Container:
         port = port or next(iter(self.ports))
         return f"http://127.0.0.1:{self.ports[port]}{path}"
 
-    def get(self, path: str = "/", port: int | None = None) -> httpx.Response:
-        return httpx.get(self.url(path, port), timeout=10)
+    def get(self, path: str = "/", port: int | None = None,
+            verify: Path | None = None) -> httpx.Response:
+        """GET over HTTP, or over HTTPS verified with the CA certificate ``verify``."""
+        if verify is None:
+            return httpx.get(self.url(path, port), timeout=10)
+        url = self.url(path, port).replace("http://", "https://", 1)
+        return httpx.get(url, timeout=10, verify=ssl.create_default_context(cafile=verify))
 
     def inspect(self) -> dict:
         return json.loads(podman("container", "inspect", self.name).stdout)[0]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import containers
 import harness
+import httpx
 import pytest
 from dockerfile_parse import DockerfileParser
 
@@ -214,7 +215,8 @@ def test_servers_read_web_concurrency_and_gunicorn_reads_port_only_without_bind(
 
 
 def test_image_user_exists_with_the_ids_of_user_instruction(images) -> None:
-    """USER 10001:10001 is the account the RUN line creates; uv stays in the build stage."""
+    """USER 10001:10001 is the account the RUN line creates; uv stays in the build stage; the
+    code and the virtual environment belong to root, and that user cannot write to them."""
     image = images["docker/Dockerfile"]
     assert image.config["User"] == "10001:10001"
     ids = image.run("sh", "-c", "id -u; id -g; getent passwd app; command -v uv || echo no-uv")
@@ -223,6 +225,12 @@ def test_image_user_exists_with_the_ids_of_user_instruction(images) -> None:
     assert entry.split(":")[2:4] == ["10001", "10001"] and entry.split(":")[5] == "/nonexistent"
     assert uv == "no-uv"
     assert image.run("test", "-x", "/app/.venv/bin/gunicorn").returncode == 0
+    # COPY left the code and the environment to root: the server's user cannot change them.
+    owners = image.run("stat", "-c", "%u", "/app/main.py", "/app/.venv",
+                       "/app/.venv/lib/python3.12/site-packages").stdout.split()
+    assert owners == ["0", "0", "0"], owners
+    write = image.run("sh", "-c", "touch /app/main.py /app/.venv/probe 2>&1; echo $?").stdout
+    assert write.strip().endswith("1") and "Permission denied" in write, write
 
 
 def test_useradd_system_gives_another_group(images) -> None:
@@ -493,3 +501,102 @@ def test_gunicorn_control_socket_needs_a_writable_home(images) -> None:
         assert re.search(r"\[ERROR\] Control server error: \[Errno 13\] Permission denied: "
                          r"'/nonexistent'", c.logs())
         assert c.get("/").status_code == 200  # it serves anyway
+
+
+# --------------------------------------------------------------------------- a TLS key
+
+
+def run_tls() -> tuple[str, str, list[str]]:
+    """The TLS run command: its -v mount (host folder under $PWD, container path), and the
+    command it runs in the image instead of CMD."""
+    words = shlex.split(harness.command_of(harness.snippet("docker/run_tls.sh")).replace(
+        "\\\n", " "))
+    assert words[:2] == ["docker", "run"], words
+    image = words.index("fastapi-app")
+    options = words[2:image]
+    host, container, mode = options[options.index("-v") + 1].split(":")
+    assert host.startswith("$PWD/") and mode == "ro", options
+    return host.removeprefix("$PWD/"), container, words[image + 1:]
+
+
+def key_permissions() -> tuple[int, int, int]:
+    """The owner, group and mode that the key_permissions command gives the key."""
+    lines = harness.command_of(harness.snippet("docker/key_permissions.sh")).splitlines()
+    chown, chmod = (shlex.split(line) for line in lines)
+    assert chown[0] == "chown" and chmod[0] == "chmod" and chown[2] == chmod[2] == "tls/key.pem"
+    uid, gid = map(int, chown[1].split(":"))
+    return uid, gid, int(chmod[1], 8)
+
+
+def tls_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A tls/ folder as the run command mounts it: key.pem, cert.pem; and the CA to verify."""
+    host, _, argv = run_tls()
+    folder = tmp_path / host
+    ca = containers.tls_files(folder)
+    names = {Path(argv[argv.index(flag) + 1]).name for flag in ("--keyfile", "--certfile")}
+    assert names == {"key.pem", "cert.pem"}, argv
+    return folder, ca
+
+
+def test_root_only_key_leaves_gunicorn_workers_failing_forever(images, tmp_path: Path) -> None:
+    """A key owned by root with mode 0400 cannot be read by the image's user 10001: every
+    worker dies at boot with `PermissionError: [Errno 13] Permission denied`, the master
+    restarts it, again and again, and nothing is ever served."""
+    folder, ca = tls_folder(tmp_path)
+    containers.own(folder / "key.pem", 0, 0, 0o400)
+    _, mount, argv = run_tls()
+    image = images["docker/Dockerfile"]
+    with containers.running(image.tag, f"--volume={folder}:{mount}:ro", port=8443,
+                            command=tuple(argv), wait=None) as c:
+        failures = "PermissionError: [Errno 13] Permission denied"
+        harness.wait_until(lambda: c.logs().count(failures) >= 4, what="4 worker boots fail",
+                           timeout=180, interval=1, describe=lambda: c.logs()[-1500:])
+        log = c.logs()
+        assert "ctx.load_cert_chain(certfile, keyfile" in log, log[-3000:]
+        assert re.search(r"Worker \(pid:\d+\) exited with code 255", log), log[-3000:]
+        assert "Listening at: https://0.0.0.0:8443" in log, log[:2000]
+        assert c.running(), "the master stays up and keeps restarting workers"
+        assert "Application startup complete" not in log
+        with pytest.raises(httpx.HTTPError):  # the socket is open, but no worker ever serves
+            c.get("/", verify=ca)
+
+
+def test_key_readable_by_the_app_group_serves_https(images, tmp_path: Path) -> None:
+    """The key owned by root and readable by group 10001 (the image's USER group), mode 0440,
+    mounted read-only: the non-root server reads it and serves HTTPS that a client verifies."""
+    uid, gid, mode = key_permissions()
+    image = images["docker/Dockerfile"]
+    assert image.config["User"] == f"10001:{gid}" and uid == 0 and mode & 0o007 == 0
+    folder, ca = tls_folder(tmp_path)
+    containers.own(folder / "key.pem", uid, gid, mode)
+    _, mount, argv = run_tls()
+    with containers.running(image.tag, f"--volume={folder}:{mount}:ro", port=8443,
+                            command=tuple(argv), wait=None) as c:
+        def answers() -> bool:
+            assert c.running(), c.logs()[-3000:]
+            try:
+                return c.get("/", verify=ca).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        harness.wait_until(answers, what="HTTPS answers", timeout=120, interval=0.5,
+                           describe=lambda: c.logs()[-1500:])
+        assert c.exec("stat", "-c", "%u:%g %a", f"{mount}/key.pem").stdout.split() == [
+            f"{uid}:{gid}", f"{mode:o}"]
+        assert "Permission denied" not in c.logs()
+
+
+def test_gunicorn_cmd_args_in_the_dockerfile_loses_to_the_cmd_flags(images, tmp_path: Path) -> None:
+    """`ENV GUNICORN_CMD_ARGS` in a Dockerfile built on the image: its --bind loses to the
+    --bind of CMD (the server still listens on 8000), its --workers (not in CMD) applies."""
+    base = images["docker/Dockerfile"]
+    assert "--bind" in base.config["Cmd"] and "--workers" not in base.config["Cmd"]
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {base.tag}\nENV GUNICORN_CMD_ARGS=\"--bind=0.0.0.0:9000 --workers=3\"\n")
+    derived = containers.build(tmp_path / "Dockerfile", tmp_path, containers.new_tag("cmd-args"))
+    with containers.running(derived.tag, port=8000) as c:
+        assert c.get("/").status_code == 200
+        assert "Listening at: http://0.0.0.0:8000" in c.logs()
+        assert "9000" not in c.logs()
+        harness.wait_until(lambda: len(server_workers(c.processes())) == 3, what="3 workers",
+                           timeout=60, describe=lambda: c.logs()[-1000:])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import containers
 import harness
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -24,6 +25,8 @@ from kubernetes_validate.utils import all_versions
 pytestmark = pytest.mark.timeout(1200)
 MANIFESTS = ("kubernetes/deployment.yaml", "kubernetes/service.yaml", "kubernetes/hpa.yaml",
              "kubernetes/pdb.yaml")
+#: The Deployment that serves HTTPS itself, with the key and certificate of a Secret volume.
+TLS = "kubernetes/deployment-tls.yaml"
 IMAGE = "docker/Dockerfile.k8s"
 #: The oldest Kubernetes release where every field used here is on by default (the preStop
 #: sleep action is beta, enabled by default, from 1.30), and the newest schema available.
@@ -39,17 +42,17 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> containers.Build:
     return containers.shared_builds(tmp_path_factory, context, names)["Dockerfile.k8s"]
 
 
-def security_context_options() -> list[str]:
+def security_context_options(ref: str = "kubernetes/deployment.yaml") -> list[str]:
     """The container's securityContext, as `podman run` options."""
-    pod, ctr = pod_spec()["securityContext"], container()["securityContext"]
+    pod, ctr = pod_spec(ref)["securityContext"], container(ref)["securityContext"]
     options = [f"--user={pod['runAsUser']}:{pod['runAsGroup']}"]
     if ctr.get("readOnlyRootFilesystem"):
         options.append("--read-only")
     options += [f"--cap-drop={c}" for c in ctr["capabilities"]["drop"]]
     if ctr.get("allowPrivilegeEscalation") is False:
         options.append("--security-opt=no-new-privileges")
-    mounts = {m["name"]: m["mountPath"] for m in container()["volumeMounts"]}
-    for volume in pod_spec()["volumes"]:
+    mounts = {m["name"]: m["mountPath"] for m in container(ref)["volumeMounts"]}
+    for volume in pod_spec(ref)["volumes"]:
         if "emptyDir" in volume:
             size = volume["emptyDir"]["sizeLimit"]
             options.append(f"--tmpfs={mounts[volume['name']]}:rw,size={parse_quantity(size)}")
@@ -60,12 +63,12 @@ def load(ref: str) -> dict:
     return yaml.safe_load(harness.snippet(ref).text)
 
 
-def pod_spec() -> dict:
-    return load("kubernetes/deployment.yaml")["spec"]["template"]["spec"]
+def pod_spec(ref: str = "kubernetes/deployment.yaml") -> dict:
+    return load(ref)["spec"]["template"]["spec"]
 
 
-def container() -> dict:
-    (only,) = pod_spec()["containers"]
+def container(ref: str = "kubernetes/deployment.yaml") -> dict:
+    (only,) = pod_spec(ref)["containers"]
     return only
 
 
@@ -88,7 +91,7 @@ def test_validate_command_checks_every_manifest(log_dir: Path) -> None:
 
 @pytest.mark.parametrize("version", sorted(
     {v for v in all_versions() if tuple(map(int, v.split("."))) >= (1, 30)}))
-@pytest.mark.parametrize("ref", MANIFESTS)
+@pytest.mark.parametrize("ref", [*MANIFESTS, TLS])
 def test_manifest_validates_strictly_on_every_release_from_1_30(ref: str, version: str) -> None:
     kubernetes_validate.validate(load(ref), version, strict=True)
 
@@ -197,3 +200,93 @@ def test_requirements_pin_what_the_page_runs() -> None:
     """The page's requirements pin every package with ==; the environment its commands run in
     is built from them alone and holds exactly those versions."""
     harness.check_reader_env("kubernetes", shows=["kubernetes/requirements.txt"])
+
+
+# --------------------------------------------------------------------------- a TLS Secret
+
+
+def tls_volume() -> tuple[dict, dict]:
+    """The TLS Deployment's Secret volume and its mount."""
+    (volume,) = [v for v in pod_spec(TLS)["volumes"] if "secret" in v]
+    (mount,) = [m for m in container(TLS)["volumeMounts"] if m["name"] == volume["name"]]
+    return volume, mount
+
+
+def test_tls_deployment_differs_only_in_its_tls_lines() -> None:
+    """deployment-tls.yaml is deployment.yaml plus fsGroup, a read-only Secret volume with mode
+    0440, the uvicorn TLS options in args, and HTTPS on the port and probes."""
+    tls, plain = load(TLS), load("kubernetes/deployment.yaml")
+    volume, mount = tls_volume()
+    assert volume["secret"]["defaultMode"] == 0o440 and mount["readOnly"] is True
+    pod = tls["spec"]["template"]["spec"]
+    assert pod["securityContext"].pop("fsGroup") == pod["securityContext"]["runAsGroup"]
+    pod["volumes"].remove(volume)
+    ctr = pod["containers"][0]
+    ctr["volumeMounts"].remove(mount)
+    args = ctr.pop("args")
+    for flag, name in (("--ssl-keyfile", "tls.key"), ("--ssl-certfile", "tls.crt")):
+        assert cmd_option(args, flag) == f"{mount['mountPath']}/{name}"
+    ((port,),) = [ctr["ports"]]
+    assert (port["name"], port["containerPort"]) == ("https", int(cmd_option(args, "--port")))
+    ctr["ports"] = plain["spec"]["template"]["spec"]["containers"][0]["ports"]
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        probe = ctr[kind]["httpGet"]
+        assert (probe.pop("scheme"), probe["port"]) == ("HTTPS", "https")
+        probe["port"] = "http"
+    assert tls["spec"] == plain["spec"]
+
+
+def kubelet_layout(folder: Path, uid: int, gid: int, mode: int) -> Path:
+    """The Secret's files as the kubelet lays them out: tls.key and tls.crt, each with owner
+    ``uid``, group ``gid`` and ``mode``; return the CA that signed the certificate."""
+    ca = containers.tls_files(folder, ("tls.key", "tls.crt"))
+    for name in ("tls.key", "tls.crt"):
+        containers.own(folder / name, uid, gid, mode)
+    return ca
+
+
+def run_tls_deployment(image, folder: Path, *extra: str):
+    """The image under the TLS Deployment's security context, its args, the Secret mounted."""
+    _, mount = tls_volume()
+    port = container(TLS)["ports"][0]["containerPort"]
+    return containers.running(
+        image.tag, *security_context_options(TLS), *extra,
+        f"--volume={folder}:{mount['mountPath']}:ro", port=port,
+        command=tuple(container(TLS)["args"]), wait=None)
+
+
+def test_secret_as_root_fs_group_0440_serves_https(image, tmp_path: Path) -> None:
+    """With the Secret's files laid out as the kubelet does for fsGroup and defaultMode 0440
+    (owner root, group fsGroup, mode 0440) and the user in that group, the non-root server
+    reads the key and serves HTTPS that a client verifies. (The kubelet doing that layout is
+    not shown here: there is no cluster.)"""
+    volume, mount = tls_volume()
+    fs_group = pod_spec(TLS)["securityContext"]["fsGroup"]
+    ca = kubelet_layout(tmp_path / "tls", 0, fs_group, volume["secret"]["defaultMode"])
+    with run_tls_deployment(image, tmp_path / "tls", f"--group-add={fs_group}") as c:
+        def answers() -> bool:
+            assert c.running(), c.logs()[-3000:]
+            try:
+                return c.get("/healthz", verify=ca).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        harness.wait_until(answers, what="HTTPS answers", timeout=120, interval=0.5,
+                           describe=lambda: c.logs()[-1500:])
+        uid = pod_spec(TLS)["securityContext"]["runAsUser"]
+        assert c.exec("id", "-u").stdout.strip() == str(uid) != "0"
+        assert c.exec("stat", "-c", "%u:%g %a", f"{mount['mountPath']}/tls.key").stdout.split() \
+            == [f"0:{fs_group}", "440"]
+
+
+def test_secret_key_only_root_can_read_stops_the_server(image, tmp_path: Path) -> None:
+    """Without fsGroup the key is root's (here mode 0400): the non-root uvicorn cannot read it
+    and exits at start with `PermissionError: [Errno 13] Permission denied`."""
+    kubelet_layout(tmp_path / "tls", 0, 0, 0o400)
+    with run_tls_deployment(image, tmp_path / "tls") as c:
+        harness.wait_until(lambda: not c.running(), what="the container exits", timeout=120,
+                           interval=0.5, describe=lambda: c.logs()[-1500:])
+        log = c.logs()
+        assert "PermissionError: [Errno 13] Permission denied" in log, log[-3000:]
+        assert c.inspect()["State"]["ExitCode"] != 0
+        assert "Application startup complete" not in log

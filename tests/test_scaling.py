@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import containers
 import harness
 import httpx
 import pytest
@@ -176,6 +177,22 @@ def test_cpu_count_ignores_what_the_process_may_use(log_dir: Path) -> None:
     assert pinned["len(os.sched_getaffinity(0))"] == "1"
     assert plain["len(os.sched_getaffinity(0))"] == str(len(os.sched_getaffinity(0)))
     assert "cgroup CPU quota" in plain
+
+
+@pytest.mark.timeout(1200)  # on a fresh machine: installs Podman and makes the base image
+def test_in_a_container_limited_to_one_cpu_cpu_count_still_counts_every_core() -> None:
+    """cpus.py in a container run with --cpus=1 (the stand-in python:3.12-slim-bookworm image):
+    the cgroup CPU quota is 1, and os.cpu_count() still reports every core of the machine."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs a machine with more than one core to tell the two apart")
+    containers.engine()
+    containers.ensure_base_images(containers.uv_version(harness.SNIPPETS / "docker/Dockerfile"))
+    script = harness.snippet("scaling/cpus.py").path
+    base = containers.Build(containers.PYTHON_IMAGE, "")
+    out = base.run("python", "/cpus.py", options=("--cpus=1", f"--volume={script}:/cpus.py:ro"))
+    seen = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert seen["cgroup CPU quota"] == "1", out.stdout
+    assert seen["os.cpu_count()"] == str(os.cpu_count()), out.stdout
 
 
 def default_workers(web_concurrency: str | None) -> str:
