@@ -231,7 +231,6 @@ def test_slow_reader_holds_the_endpoint_not_memory(command: str, log_dir: Path) 
         worker = serving_processes(server)[0]
         before = worker.memory_info().rss
         with socket.create_connection((harness.HOST, server.port), timeout=60) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(b"GET /download?mb=64 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             harness.wait_until(lambda: state(server)["in_flight"] == 1, what="the download runs",
                                server=server)
@@ -273,7 +272,6 @@ def test_nginx_buffers_the_response_for_a_slow_reader(log_dir: Path) -> None:
             harness.nginx(["limits/nginx.conf"], log_dir=log_dir, upstream=server.ports,
                           certificate=None) as proxy:
         with socket.create_connection((harness.HOST, proxy.ports[80]), timeout=60) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(b"GET /download?mb=64 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             harness.wait_until(lambda: state(server)["most_in_flight"] == 1,
                                what="the download starts", server=server)

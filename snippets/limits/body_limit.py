@@ -7,10 +7,6 @@ from main import app as main_app
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB, the same as nginx's client_max_body_size 1m
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -21,27 +17,32 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and int(declared) > self.max_bytes:
             return await self.refuse(send)  # Content-Length says too much: no byte is read
-        received, started = 0, False
+        received, started, refused = 0, False, False
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:  # a chunked body, counted as it arrives
-                raise BodyTooLarge
+            if received > self.max_bytes and not refused:  # a chunked body, counted as it arrives
+                refused = True
+                if not started:
+                    await self.refuse(send)
+            if refused:
+                return {"type": "http.disconnect"}  # the app sees a client that went away
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
             nonlocal started
+            if refused:
+                return  # the 413 is the answer: drop what the app sends after it
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self.refuse(send)
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise  # an error of the app's own; a refused body's "disconnect" is not
 
     async def refuse(self, send) -> None:
         body = json.dumps({"detail": f"body larger than {self.max_bytes} bytes"}).encode()
