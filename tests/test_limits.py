@@ -159,6 +159,19 @@ def test_limit_concurrency_answers_503_beyond_the_limit(log_dir: Path) -> None:
     assert statuses == [503] * 4 + [200] * 3, answers
 
 
+def test_half_sent_requests_use_up_the_limit(log_dir: Path) -> None:
+    """--limit-concurrency 4: three requests whose headers are still arriving use up the limit,
+    so a complete request gets 503 though nothing runs; once they finish, it gets 200."""
+    with serving("limits/uvicorn.sh:limit-concurrency", log_dir=log_dir) as server:
+        slow = [harness.HalfSentRequest(server) for _ in range(3)]
+        harness.wait_until(lambda: {s.client_port for s in slow} <= connected_ports(server),
+                           what="the server holds the three slow connections", server=server)
+        assert server.get("/").status_code == 503
+        assert [s.finish() for s in slow] == ["answered"] * 3
+        harness.wait_until(lambda: server.get("/").status_code == 200,
+                           what="a request is served again", server=server)
+
+
 def test_backlog_sets_the_listen_queue(log_dir: Path) -> None:
     """--backlog is the kernel's queue of connections not yet accepted: 64 as asked, 2048 by
     default (ss shows it as Send-Q of the listening socket)."""
