@@ -1125,15 +1125,18 @@ def nginx(refs: list[str], *, log_dir: Path, upstream: dict[int, int] | None = N
     site.check()
     command = f"exec {NGINX} -p {site.prefix} -c {site.conf} -e {site.prefix}/error.log -g 'daemon off;'"
     site.proc = spawn(command, site.prefix, base_env(), site.prefix / "nginx.out")
+    # The HTTPS port, or port 80 for a configuration that listens only on plain HTTP.
+    text = "".join(p.read_text() for p in site.prefix.glob("[0-9]*-*") if p.is_file())
+    port = site.ports[443] if f"listen {HOST}:{site.ports[443]}" in text else site.ports[80]
     try:
         def listening() -> bool:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, site.ports[443]), timeout=1):
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
                 return True
             if site.proc.poll() is not None:
                 raise site.fail("exited before listening")
             return False
 
-        wait_until(listening, what=f"nginx listens on {site.ports[443]}", timeout=30,
+        wait_until(listening, what=f"nginx listens on {port}", timeout=30,
                    describe=lambda: _tail(site.prefix / "error.log", 5))
         yield site
     finally:
