@@ -102,7 +102,9 @@ class Snippet:
 
     @property
     def rel(self) -> str:
-        return str(self.path.relative_to(ROOT))
+        """The path as reports name it: relative to the repository, or as is for a file a test
+        derived from a snippet (a unit file's ExecStart written to a temporary script)."""
+        return _rel(self.path)
 
     @property
     def folder(self) -> Path:
