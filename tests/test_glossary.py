@@ -23,11 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import harness
 import pages
+import pytest
 from pages import LANGS, ROOT, SNIPPETS
+
+from tools import snippets as addresses
 
 sys.path.insert(0, str(ROOT / "overrides" / "hooks"))
 import glossary  # noqa: E402  (overrides/hooks/glossary.py, the generator)
@@ -308,7 +309,7 @@ def english_fragments(page: pages.Page, snippets: Path = SNIPPETS) -> list[str]:
     for inc in page.includes():
         if inc.in_fence or not inc.file.endswith(".md"):
             continue
-        shared_name = inc.shared_name.split(":", 1)[0]
+        shared_name = addresses.shared_file(inc.file)
         shared = snippets / shared_name
         own = shared.with_name(f"{shared.stem}.{page.lang}{shared.suffix}")
         if inc.file == shared_name:  # the English fragment
