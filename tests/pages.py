@@ -168,6 +168,24 @@ class Page:
     def test_refs(self) -> list[tuple[int, str, str]]:
         return [(no, m["file"], m["name"]) for no, ln in self.prose_lines() for m in TEST_REF_RE.finditer(ln)]
 
+    def claim(self, test_name: str) -> str:
+        """The paragraph or list item that cites ``test_name``: the sentence a test checks
+        against its data (so that a number in prose is compared with the data, not retyped)."""
+        prose = dict(self.prose_lines())
+        cited = [no for no, ln in prose.items() if f"::{test_name}`" in ln]
+        if not cited:
+            raise PageError(f"{self.rel}: no paragraph cites {test_name}")
+        starts_item = re.compile(r"^\s*(?:[-*]|\d+\.)\s")
+        first = last = cited[0]
+        def joins(no: int) -> bool:  # a line of the same paragraph or list item
+            return no in prose and bool(prose[no].strip())
+
+        while joins(first - 1) and not starts_item.match(prose[first]):
+            first -= 1
+        while joins(last + 1) and not starts_item.match(prose[last + 1]):
+            last += 1
+        return " ".join(prose[no].strip() for no in range(first, last + 1))
+
     def front_matter_end(self) -> int:
         m = FRONT_MATTER_RE.match("\n".join(self.lines) + "\n")
         return m.group(0).count("\n") if m else 0

@@ -109,8 +109,9 @@ def main(argv: list[str]) -> int:
         return rc
     data_file = out / target.data
     data = json.loads(data_file.read_text("utf-8"))
-    data.pop("load", None)  # an older name of load_before
     data.update(loadguard.after(reading))
+    if "load" in data:  # the sweep's own name for the load before the run
+        data["load"] = data["load_before"]
     data_file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
     rc = render(target, out)
     print(f"{command}: wrote {out} (load before {reading.loadavg[0]:.2f}, "
