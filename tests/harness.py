@@ -128,7 +128,7 @@ QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
 #: server commands they start still run in their pages' reader environments.
 MAINTAINER_COMMANDS = frozenset({
     "concurrency/measure.sh", "scaling/measure_memory.sh",
-    "load_testing/sweep.sh", "glossary/generate.sh",
+    "load_testing/sweep.sh",
 })
 _REQUIREMENTS_FILE = re.compile(r"[\w-]+/requirements[\w.-]*\.txt")
 
