@@ -2,8 +2,8 @@
 
 ``python -m tools glossary`` (tools/glossary.py) (re)writes ``snippets/glossary/terms.md``,
 ``terms.vi.md`` and ``terms.zh.md``; each glossary page includes its language's file.
-Registered as a MkDocs hook, it refuses a build whose tables are stale (a warning, so ``--strict`` fails), and
-``tests/test_glossary.py`` checks the same.
+Registered as a MkDocs hook, it refuses a build whose tables are stale (a warning, so
+``--strict`` fails), and ``tests/test_glossary.py`` checks the same.
 
 Every language's table has the same rows in the same order with the same anchors
 (``glossary.md#worker``), the three terms side by side, the words each language avoids
