@@ -21,7 +21,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locale_numbers import number  # noqa: E402  (one number format for every table)
+from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
 
 HERE = Path(__file__).resolve().parent
 MIB = 2**20
@@ -109,7 +109,8 @@ TEXT = {
         "cpus_rows": {"cgroup CPU quota": "cgroup CPU quota"},
         "values": {},
         "measured": "Measured on {cpu} ({cores} cores, {memory}), {os}, Python {python}; "
-                    "{versions}; {date}. Regenerate with `{command}` in `snippets/scaling/`.",
+                    "{versions}; {date}; load average {load} before. Regenerate with "
+                    "`{command}` in `snippets/scaling/`.",
     },
     "vi": {
         "memory_columns": ["Gunicorn khởi động", "thời điểm", "RSS mỗi worker", "PSS mỗi worker",
@@ -122,7 +123,8 @@ TEXT = {
         "cpus_rows": {"cgroup CPU quota": "quota CPU của cgroup"},
         "values": {"none": "không có", "needs 3.13": "cần Python 3.13"},
         "measured": "Đo trên {cpu} ({cores} lõi, {memory}), {os}, Python {python}; {versions}; "
-                    "ngày {date}. Sinh lại bằng `{command}` trong `snippets/scaling/`.",
+                    "ngày {date}; load average {load} trước khi đo. Sinh lại bằng `{command}` "
+                    "trong `snippets/scaling/`.",
     },
     "zh": {
         "memory_columns": ["Gunicorn 启动方式", "时间点", "每个工作进程的 RSS",
@@ -134,7 +136,8 @@ TEXT = {
         "cpus_rows": {"cgroup CPU quota": "cgroup 的 CPU 配额"},
         "values": {"none": "无", "needs 3.13": "需要 Python 3.13"},
         "measured": "测量环境：{cpu}（{cores} 核，{memory}），{os}，Python {python}；{versions}；"
-                    "{date}。在 `snippets/scaling/` 目录下运行 `{command}` 可重新生成。",
+                    "{date}；1 分钟平均负载：测量前 {load}。在 `snippets/scaling/` 目录下运行 "
+                    "`{command}` 可重新生成。",
     },
 }
 LANGS = tuple(TEXT)
@@ -148,8 +151,11 @@ def row(cells: list[str]) -> str:
 def render(data: dict, lang: str) -> dict[str, str]:
     """One language's memory and CPU tables, from measured.data.json."""
     t = TEXT[lang]
+    load = data.get("load_before")
     measured = t["measured"].format(**data["machine"], versions=data["versions"],
-                                    date=data["date"], command=COMMAND)
+                                    date=data["date"], command=COMMAND,
+                                    load="?" if load is None else number(load, lang, 1))
+    measured += steal(data, lang)
 
     def mib(value: float) -> str:
         return f"{number(value, lang)} MiB"
