@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -77,3 +78,38 @@ def test_committed_results_were_taken_on_a_quiet_machine(ref: str) -> None:
     problems = loadguard.problems(data)
     assert not problems, (f"snippets/{ref}: {'; '.join(problems)}; regenerate it on a quiet "
                           f"machine with `python -m tools measure {DATA_FILES[ref]}`")
+
+
+def test_one_language_build_builds_only_that_language(tmp_path) -> None:
+    """HANDBOOK_LANGUAGES=vi builds the Vietnamese pages only (the editing loop of the README);
+    an unknown language is an error that names the languages there are."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HANDBOOK_LANGUAGES": "vi"}
+    build = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir"]
+    r = subprocess.run([*build, str(tmp_path / "vi")], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    site = tmp_path / "vi"
+    assert (site / "vi" / "quickstart" / "index.html").is_file(), sorted(os.listdir(site))
+    others = [site / "zh", site / "quickstart"]  # Chinese, and English at the root
+    assert not any(p.exists() for p in others), sorted(os.listdir(site))
+    r = subprocess.run([*build, str(tmp_path / "xx")], cwd=ROOT, capture_output=True, text=True,
+                       env={**env, "HANDBOOK_LANGUAGES": "xx"}, timeout=300)
+    assert r.returncode != 0 and "HANDBOOK_LANGUAGES='xx': no language ['xx']" in r.stderr, r.stderr
+
+
+#: Measuring scripts still under snippets/ that reach into tests/ for the harness. They are
+#: tooling and belong in tools/ (issue 14); until they move, no other snippet may do the same.
+STILL_IMPORT_THE_HARNESS = {"concurrency/measure.py", "scaling/measure_memory.py"}
+REACHES_INTO = re.compile(r"^\s*(?:import|from)\s+(?:harness|pages|tools)\b|/ \"tests\"", re.M)
+
+
+def test_snippets_never_import_from_tests_or_tools() -> None:
+    """A reader who copies a snippet can run it: no snippet imports the test harness, the
+    pages module or the tooling (apart from the listed scripts, which are to move to tools/)."""
+    snippets = ROOT / "snippets"
+    found = {str(p.relative_to(snippets)) for p in snippets.rglob("*.py")
+             if REACHES_INTO.search(p.read_text("utf-8"))}
+    assert found <= STILL_IMPORT_THE_HARNESS, sorted(found - STILL_IMPORT_THE_HARNESS)
+    assert found == STILL_IMPORT_THE_HARNESS, (
+        f"{sorted(STILL_IMPORT_THE_HARNESS - found)} no longer import from tests/: "
+        "take them off STILL_IMPORT_THE_HARNESS")
