@@ -127,7 +127,7 @@ QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
 #: They import the test harness and its clients, so they run with the test environment; the
 #: server commands they start still run in their pages' reader environments.
 MAINTAINER_COMMANDS = frozenset({
-    "concurrency/measure.sh", "scaling/measure_memory.sh",
+    "concurrency/measure.sh",
     "load_testing/sweep.sh",
 })
 _REQUIREMENTS_FILE = re.compile(r"[\w-]+/requirements[\w.-]*\.txt")

@@ -31,17 +31,21 @@ SNIPPETS = ROOT / "snippets"
 @dataclass(frozen=True)
 class Target:
     folder: str  # under snippets/
-    script: str  # the measuring script in that folder
+    script: str  # the measuring script in that folder, or a module of tools/ ("tools._memory")
     data: str  # the data file it writes, in the output folder
     reader_env: bool  # run with the page's reader environment (else the tests' environment)
+
+    @property
+    def is_module(self) -> bool:
+        return self.script.startswith("tools.")
 
     def command(self, python: str, out: Path, extra: list[str]) -> tuple[list[str], dict]:
         """The script's command line and environment, writing into ``out``."""
         env = dict(os.environ)
-        args = [python, self.script, *extra]
+        args = [python, *(["-m"] if self.is_module else []), self.script, *extra]
         if self.script == "measure.py":
             env["MEASURE_OUTPUT"] = str(out / "measured.md")
-        elif self.script == "measure_memory.py":
+        elif self.script == "tools._memory":
             env["MEASURE_OUTPUT_DIR"] = str(out)
         else:
             args += ["--out", str(out)]
@@ -51,7 +55,7 @@ class Target:
 TARGETS = {
     "benchmarks": Target("benchmarks", "bench.py", "results.json", reader_env=True),
     "concurrency": Target("concurrency", "measure.py", "measured.data.json", reader_env=False),
-    "memory": Target("scaling", "measure_memory.py", "measured.data.json", reader_env=False),
+    "memory": Target("scaling", "tools._memory", "measured.data.json", reader_env=False),
     "sweep": Target("load_testing", "sweep.py", "sweep.data.json", reader_env=False),
 }
 
@@ -67,7 +71,8 @@ def python_for(target: Target) -> str:
 
 def run_script(target: Target, out: Path, extra: list[str]) -> int:
     args, env = target.command(python_for(target), out, extra)
-    return subprocess.run(args, cwd=SNIPPETS / target.folder, env=env).returncode
+    cwd = ROOT if target.is_module else SNIPPETS / target.folder
+    return subprocess.run(args, cwd=cwd, env=env).returncode
 
 
 def render(target: Target, out: Path) -> int:
