@@ -123,7 +123,7 @@ def command_of(snip: Snippet) -> str:
 READER_ENVS = ROOT / ".cache" / "reader-envs"
 #: The install step of a page that shows no requirements of its own.
 QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
-#: Maintainer commands that regenerate the handbook's own data (measurements, the glossary).
+#: Maintainer commands still under snippets/ that regenerate measurements (to move to tools/).
 #: They import the test harness and its clients, so they run with the test environment; the
 #: server commands they start still run in their pages' reader environments.
 MAINTAINER_COMMANDS = frozenset({
