@@ -40,7 +40,12 @@ def main(argv: list[str]) -> int:
     skip = ["test_built_glossary_has_every_term_side_by_side"]
     if "--fast" in argv:
         skip.append("test_python_snippet_lints_and_runs")
-    extra += ["-k", " and ".join(f"not {name}" for name in skip)]
+    selection = " and ".join(f"not {name}" for name in skip)
+    if "-k" in extra:  # pytest keeps only the last -k: fold the caller's into ours
+        i = extra.index("-k")
+        selection = f"({extra[i + 1]}) and {selection}"
+        del extra[i : i + 2]
+    extra += ["-k", selection]
     workers = str(min(os.cpu_count() or 1, 4))
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     started = time.monotonic()
