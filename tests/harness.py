@@ -52,6 +52,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tools import snippets as addresses
+
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = ROOT / "snippets"
 DOCS = ROOT / "docs"
@@ -76,7 +78,8 @@ class HarnessError(AssertionError):
 
 @dataclass(frozen=True)
 class Snippet:
-    """A file under ``snippets/``, addressed as on a page: ``topic/file`` or ``topic/file:section``."""
+    """A file under ``snippets/``, addressed as on a page: ``topic/file`` or ``topic/file:section``
+    (parsed by ``tools/snippets.py``, the one parser of those addresses)."""
 
     ref: str
     path: Path
@@ -88,17 +91,10 @@ class Snippet:
     def text(self) -> str:
         if self.built is not None:
             return self.built
-        text = self.path.read_text("utf-8")
-        if self.section is None:
-            return _strip_section_markers(text)
-        start = re.search(rf"--8<-- \[start:{re.escape(self.section)}\]\s*\n", text)
-        end = re.search(rf"\n[^\n]*--8<-- \[end:{re.escape(self.section)}\]", text)
-        if not start or not end or end.start() < start.end():
-            raise HarnessError(
-                f"{self.rel}: section {self.section!r} not found "
-                f"(expected '--8<-- [start:{self.section}]' ... '--8<-- [end:{self.section}]')"
-            )
-        return _strip_section_markers(text[start.end() : end.start() + 1])
+        try:
+            return addresses.text_of(addresses.parse(self.ref))
+        except addresses.AddressError as e:
+            raise HarnessError(str(e)) from None
 
     @property
     def rel(self) -> str:
@@ -111,20 +107,11 @@ class Snippet:
         return self.path.parent
 
 
-def _strip_section_markers(text: str) -> str:
-    return "".join(
-        line for line in text.splitlines(keepends=True) if not re.search(r"--8<-- \[(start|end):", line)
-    )
-
-
 def snippet(ref: str) -> Snippet:
     """The snippet a page includes as ``--8<-- "ref"``; a missing file or section is an error."""
-    name, _, section = ref.partition(":")
-    path = SNIPPETS / name
-    if not path.is_file():
-        raise HarnessError(f"snippets/{name}: no such snippet file (referenced as {ref!r})")
-    snip = Snippet(ref=ref, path=path, section=section or None)
-    snip.text  # noqa: B018 - fail early on a missing section
+    address = addresses.parse(ref)
+    snip = Snippet(ref=ref, path=address.path, section=address.section)
+    snip.text  # noqa: B018 - fail early on a missing file or section
     return snip
 
 
@@ -150,21 +137,24 @@ def command_of(snip: Snippet) -> str:
 READER_ENVS = ROOT / ".cache" / "reader-envs"
 #: The install step of a page that shows no requirements of its own.
 QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
-#: Maintainer commands that regenerate the handbook's own data (measurements, the glossary).
+#: Maintainer commands still under snippets/ that regenerate measurements (to move to tools/).
 #: They import the test harness and its clients, so they run with the test environment; the
 #: server commands they start still run in their pages' reader environments.
 MAINTAINER_COMMANDS = frozenset({
-    "concurrency/measure.sh", "scaling/measure_memory.sh",
-    "load_testing/sweep.sh", "glossary/generate.sh",
+    "concurrency/measure.sh",
+    "load_testing/sweep.sh",
 })
-_INCLUDE_REQUIREMENTS = re.compile(r'--8<-- "([\w-]+/requirements[\w.-]*\.txt)"')
+_REQUIREMENTS_FILE = re.compile(r"[\w-]+/requirements[\w.-]*\.txt")
 
 
 def page_requirements(topic: str) -> list[str]:
     """The requirements files a page shows the reader (``topic/requirements*.txt`` includes),
     in page order; a page that shows none links to the quick start's install step."""
     page = DOCS / f"{topic}.md"
-    refs = _INCLUDE_REQUIREMENTS.findall(page.read_text("utf-8")) if page.is_file() else []
+    lines = page.read_text("utf-8").splitlines() if page.is_file() else []
+    included = (addresses.INCLUDE_RE.match(line) for line in lines)
+    refs = [addresses.parse(m["target"]).file for m in included if m]
+    refs = [ref for ref in refs if _REQUIREMENTS_FILE.fullmatch(ref)]
     return list(dict.fromkeys(refs)) or [QUICKSTART_REQUIREMENTS]
 
 

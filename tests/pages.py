@@ -1,21 +1,21 @@
 """The handbook's pages as data: languages, fences, includes, headings, links, test references.
 
-Used by tests/test_docs.py (which checks the rules) and runnable as a tool:
-
-    python tests/pages.py stamp docs/quickstart.vi.md   # after updating a translation
-    python tests/pages.py check                         # the same checks as test_docs, quickly
+Used by tests/test_docs.py (which checks the rules) and by the tooling: after updating a
+translation, ``python -m tools stamp docs/quickstart.vi.md`` records it as fresh (see
+``tools/stamp.py``). Snippet addresses are parsed by ``tools/snippets.py``, the one parser.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from markdown.extensions.toc import slugify
+
+from tools import snippets as addresses
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -25,8 +25,8 @@ LANGS = ("en", "vi", "zh")  # en is the default: page.md; the others are page.<l
 TRANSLATIONS = LANGS[1:]
 
 FENCE_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-INCLUDE_RE = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"(?P<target>[^"]+)"[ \t]*$')
-ANY_INCLUDE_RE = re.compile(r"-{1,}8<-{1,}")
+INCLUDE_RE = addresses.INCLUDE_RE
+ANY_INCLUDE_RE = addresses.ANY_INCLUDE_RE
 HEADING_RE = re.compile(r"^(?P<hashes>#{1,6})[ \t]+(?P<text>.+?)[ \t]*$")
 ATTR_ID_RE = re.compile(r"\{[^}]*#(?P<id>[\w-]+)[^}]*\}\s*$")
 LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -51,18 +51,21 @@ class Include:
     in_fence: bool
 
     @property
+    def address(self) -> addresses.Address:
+        return addresses.parse(self.target)
+
+    @property
     def file(self) -> str:
-        return self.target.split(":", 1)[0]
+        return self.address.file
 
     @property
     def section(self) -> str | None:
-        parts = self.target.split(":", 1)
-        return parts[1] if len(parts) == 2 else None
+        return self.address.section
 
     @property
     def shared_name(self) -> str:
         """The include with any language suffix removed (diagrams may be translated)."""
-        return re.sub(r"\.(vi|zh)(\.\w+)$", r"\2", self.target)
+        return self.address.shared_name
 
 
 @dataclass
@@ -165,6 +168,24 @@ class Page:
     def test_refs(self) -> list[tuple[int, str, str]]:
         return [(no, m["file"], m["name"]) for no, ln in self.prose_lines() for m in TEST_REF_RE.finditer(ln)]
 
+    def claim(self, test_name: str) -> str:
+        """The paragraph or list item that cites ``test_name``: the sentence a test checks
+        against its data (so that a number in prose is compared with the data, not retyped)."""
+        prose = dict(self.prose_lines())
+        cited = [no for no, ln in prose.items() if f"::{test_name}`" in ln]
+        if not cited:
+            raise PageError(f"{self.rel}: no paragraph cites {test_name}")
+        starts_item = re.compile(r"^\s*(?:[-*]|\d+\.)\s")
+        first = last = cited[0]
+        def joins(no: int) -> bool:  # a line of the same paragraph or list item
+            return no in prose and bool(prose[no].strip())
+
+        while joins(first - 1) and not starts_item.match(prose[first]):
+            first -= 1
+        while joins(last + 1) and not starts_item.match(prose[last + 1]):
+            last += 1
+        return " ".join(prose[no].strip() for no in range(first, last + 1))
+
     def front_matter_end(self) -> int:
         m = FRONT_MATTER_RE.match("\n".join(self.lines) + "\n")
         return m.group(0).count("\n") if m else 0
@@ -221,34 +242,4 @@ def snippet_files() -> list[Path]:
     return sorted(p for p in SNIPPETS.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def section_names(path: Path) -> set[str]:
-    text = path.read_text("utf-8", errors="replace")
-    starts = set(re.findall(r"--8<-- \[start:([\w-]+)\]", text))
-    ends = set(re.findall(r"--8<-- \[end:([\w-]+)\]", text))
-    return starts & ends
-
-
-def stamp(path: Path) -> None:
-    """Record that a translation is up to date with its English page."""
-    page = load(path)
-    if page.lang == "en":
-        raise SystemExit(f"{path}: only translations carry a source_hash")
-    new = english_hash(page.topic)
-    text = path.read_text("utf-8")
-    if FRONT_MATTER_RE.match(text):
-        if SOURCE_HASH_RE.search(FRONT_MATTER_RE.match(text)["body"]):
-            text = SOURCE_HASH_RE.sub(f"source_hash: {new}", text, count=1)
-        else:
-            text = text.replace("---\n", f"---\nsource_hash: {new}\n", 1)
-    else:
-        text = f"---\nsource_hash: {new}\n---\n\n{text}"
-    path.write_text(text, "utf-8")
-    print(f"{path}: source_hash {new}")
-
-
-if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "stamp":
-        for arg in sys.argv[2:]:
-            stamp(Path(arg).resolve())
-    else:
-        raise SystemExit(__doc__)
+section_names = addresses.section_names

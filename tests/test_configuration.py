@@ -440,17 +440,17 @@ def test_misspelt_setting_in_a_config_file_is_silently_ignored(tmp_path: Path) -
 
 def test_settings_reference_is_current(tmp_path: Path) -> None:
     """snippets/configuration/settings_reference.md (and its .vi.md and .zh.md) is what the
-    installed Gunicorn generates."""
-    script = harness.snippet("configuration/settings_reference.py").path
+    installed Gunicorn generates (``python -m tools settings-reference``)."""
     fresh = tmp_path / "settings_reference.md"
-    subprocess.run([sys.executable, str(script), str(fresh)], check=True, timeout=60,
-                   env=harness.base_env({"PORT": "1"}), capture_output=True)
+    subprocess.run([sys.executable, "-m", "tools", "settings-reference", str(fresh)], check=True,
+                   timeout=60, cwd=harness.ROOT, env=harness.base_env({"PORT": "1"}),
+                   capture_output=True)
     for ref in ("configuration/settings_reference.md", "configuration/settings_reference.vi.md",
                 "configuration/settings_reference.zh.md"):
         committed = harness.snippet(ref).path
         if (tmp_path / committed.name).read_text("utf-8") != committed.read_text("utf-8"):
             pytest.fail(
                 f"{committed.relative_to(harness.ROOT)}: out of date with the installed Gunicorn; "
-                f"regenerate it with: python {script.relative_to(harness.ROOT)}",
+                "regenerate it with: python -m tools settings-reference",
                 pytrace=False,
             )

@@ -1,7 +1,7 @@
 """The glossary: one file, generated tables, and every page speaking its own language's terms.
 
 ``overrides/glossary.yml`` is the one glossary. The glossary pages include tables generated
-from it (``snippets/glossary/terms*.md``, by ``snippets/glossary/generate.sh``). Every page in
+from it (``snippets/glossary/terms*.md``, by ``python -m tools glossary``). Every page in
 every language, and every translated fragment or diagram, is read outside code and checked:
 
 * no word that its language ``avoid``s (工作者 or traditional 進程 on a Chinese page);
@@ -19,15 +19,16 @@ Each failure names the file and line, the word, and the term to write instead.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-import harness
 import pages
+import pytest
 from pages import LANGS, ROOT, SNIPPETS
+
+from tools import snippets as addresses
 
 sys.path.insert(0, str(ROOT / "overrides" / "hooks"))
 import glossary  # noqa: E402  (overrides/hooks/glossary.py, the generator)
@@ -308,7 +309,7 @@ def english_fragments(page: pages.Page, snippets: Path = SNIPPETS) -> list[str]:
     for inc in page.includes():
         if inc.in_fence or not inc.file.endswith(".md"):
             continue
-        shared_name = inc.shared_name.split(":", 1)[0]
+        shared_name = addresses.shared_file(inc.file)
         shared = snippets / shared_name
         own = shared.with_name(f"{shared.stem}.{page.lang}{shared.suffix}")
         if inc.file == shared_name:  # the English fragment
@@ -460,19 +461,21 @@ def test_definitions_follow_their_own_rules(tmp_path: Path) -> None:
 
 
 def test_tables_are_generated_from_the_glossary(tmp_path: Path) -> None:
-    """The command on the glossary page regenerates exactly the committed tables."""
+    """`python -m tools glossary` (named on the glossary page) regenerates exactly the
+    committed tables."""
     out = tmp_path / "glossary"
-    harness.run("glossary/generate.sh", cwd=ROOT, env={"HB_GLOSSARY_OUT": str(out)},
-                timeout=120, log_dir=tmp_path)
+    r = subprocess.run([sys.executable, "-m", "tools", "glossary", "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"python -m tools glossary: exit code {r.returncode}\n{r.stderr}"
     stale = []
     for committed in GENERATED:
         fresh = out / committed.name
-        assert fresh.is_file(), f"snippets/glossary/generate.sh did not write {committed.name}"
+        assert fresh.is_file(), f"python -m tools glossary did not write {committed.name}"
         if fresh.read_text("utf-8") != committed.read_text("utf-8"):
             stale.append(str(committed.relative_to(ROOT)))
     assert not stale, (
         f"{', '.join(stale)}: stale; overrides/glossary.yml changed. Regenerate with "
-        "snippets/glossary/generate.sh (.venv/bin/python overrides/hooks/glossary.py)"
+        "`python -m tools glossary`"
     )
     assert glossary.stale_fragments() == [], "the build hook disagrees with the generator"
 

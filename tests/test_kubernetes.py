@@ -290,3 +290,14 @@ def test_secret_key_only_root_can_read_stops_the_server(image, tmp_path: Path) -
         assert "PermissionError: [Errno 13] Permission denied" in log, log[-3000:]
         assert c.inspect()["State"]["ExitCode"] != 0
         assert "Application startup complete" not in log
+
+
+def test_deployment_notes_explain_each_marked_line() -> None:
+    """deployment.yaml marks the lines that need a word with (N)! comments; the notes a page
+    shows under it (one file per language) explain each of them, in order."""
+    marked = re.findall(r"# \((\d+)\)!", harness.snippet("kubernetes/deployment.yaml").text)
+    assert marked == [str(n) for n in range(1, len(marked) + 1)], marked
+    for notes in ("kubernetes/deployment_notes.md", "kubernetes/deployment_notes.vi.md",
+                  "kubernetes/deployment_notes.zh.md"):
+        numbers = re.findall(r"^(\d+)\. ", harness.snippet(notes).text, re.M)
+        assert numbers == marked, (notes, numbers)

@@ -19,8 +19,7 @@ import harness
 import httpx
 import pytest
 
-sys.path.insert(0, str(harness.SNIPPETS / "scaling"))
-import measure_memory  # noqa: E402  (snippets/scaling/measure_memory.py)
+from tools import _memory as measure_memory  # the tables' measuring code (tooling)
 
 SNIPPETS = harness.SNIPPETS / "scaling"
 COMMANDS = {"no-preload": "scaling/serve.sh", "preload": "scaling/serve_preload.sh"}
@@ -34,18 +33,19 @@ def test_both_commands_serve_the_app() -> None:
     assert "--preload" in harness.snippet(COMMANDS["preload"]).text
     assert "--preload" not in harness.snippet(COMMANDS["no-preload"]).text
     assert harness.snippet("scaling/cpus.py").path.name in harness.snippet("scaling/cpus.sh").text
-    assert harness.snippet("scaling/measure_memory.sh").text.strip() == "python measure_memory.py"
-    assert Path(measure_memory.__file__) == harness.snippet("scaling/measure_memory.py").path
 
 
 def run_measure_command(log_dir: Path) -> dict:
-    """The page's measuring command: its two tables and, per server command, the master's PID,
-    what /pools says in each worker, and memory after start and after reading TABLE."""
+    """`python -m tools measure memory` (under load: the suite shares the machine; its output
+    is never committed): its two tables and, per server command, the master's PID, what
+    /pools says in each worker, and memory after start and after reading TABLE."""
     raw = log_dir / "measured.json"
-    result = harness.run("scaling/measure_memory.sh", env={
-        "MEASURE_OUTPUT_DIR": str(log_dir), "MEASURE_DATA": str(raw),
-        "HANDBOOK_LOG_DIR": str(log_dir),
-    }, timeout=240, log_dir=log_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "measure", "memory", "--under-load", "--out", str(log_dir)],
+        cwd=harness.ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MEASURE_DATA": str(raw), "HANDBOOK_LOG_DIR": str(log_dir)})
+    assert result.returncode == 0, (f"python -m tools measure memory: exit code "
+                                    f"{result.returncode}\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
     data = json.loads(raw.read_text("utf-8"))
     seen = {}
     for name, command in COMMANDS.items():
@@ -56,7 +56,7 @@ def run_measure_command(log_dir: Path) -> dict:
             "fresh": server["states"]["after start"],
             "touched": server["states"]["after each worker read TABLE"],
         }
-    return {"output": result.output, "memory.md": (log_dir / "memory.md").read_text("utf-8"),
+    return {"output": result.stdout, "memory.md": (log_dir / "memory.md").read_text("utf-8"),
             "cpus.md": (log_dir / "cpus.md").read_text("utf-8"), **seen}
 
 
@@ -151,7 +151,7 @@ def test_memory_command_writes_both_tables(observed: dict) -> None:
         for state in ("after start", "after each worker read TABLE"):
             assert re.search(rf"^\| {re.escape(how)} \| {state} \|( \d+ MiB \|){{5}}$", memory,
                              re.M), (how, state)
-    assert "Measured on" in memory and "python measure_memory.py" in memory
+    assert "Measured on" in memory and "python -m tools measure memory" in memory
     assert "| `os.cpu_count()` |" in cpus
     # The committed tables have the same rows (their labels: the numbers are this machine's).
     for ref, labels in (("scaling/memory.md", 2), ("scaling/cpus.md", 1)):
@@ -216,12 +216,12 @@ def test_servers_start_one_worker_unless_told() -> None:
 
 def test_committed_tables_are_rendered_from_their_data() -> None:
     """memory.md, cpus.md and their Vietnamese and Chinese versions are what
-    `python measure_memory.py --render` writes from the committed data."""
+    `python -m tools render memory` writes from the committed data."""
     data = json.loads(harness.snippet("scaling/measured.data.json").text)
     files = measure_memory.outputs(data)
     assert {"memory.vi.md", "memory.zh.md", "cpus.vi.md", "cpus.zh.md"} <= set(files)
     for ref in ("scaling/memory.vi.md", "scaling/memory.zh.md", "scaling/cpus.vi.md",
                 "scaling/cpus.zh.md", "scaling/memory.md", "scaling/cpus.md"):
         assert harness.snippet(ref).text == files[Path(ref).name], (
-            f"snippets/{ref}: not what measure_memory.py renders from measured.data.json; run "
-            "`python measure_memory.py --render` in snippets/scaling/")
+            f"snippets/{ref}: not what tools/_memory.py renders from measured.data.json; run "
+            "`python -m tools render memory`")

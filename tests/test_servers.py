@@ -27,6 +27,8 @@ import pytest
 import websockets
 import yaml
 
+from tools import snippets as addresses
+
 APP = harness.snippet("servers/main.py")  # every server command below serves main:app
 MATRIX = yaml.safe_load(harness.snippet("servers/matrix.yml").text)
 #: Every command on the page runs in an environment built only from the page's requirements.
@@ -89,7 +91,7 @@ NICE = {"servers/fastapi_run.sh": -20}
 
 def serving(ref: str, **kwargs):
     """harness.serving, at the CPU priority NICE gives the command's file."""
-    nice = NICE.get(ref.partition(":")[0])
+    nice = NICE.get(addresses.parse(ref).file)
     if nice is not None:
         kwargs.setdefault("ready_timeout", 90)
     return harness.serving(ref, nice=nice, **kwargs)

@@ -144,9 +144,7 @@ def on_the_vm(tmp_path: Path) -> Iterator[OnTheVm]:
     """The unit's ExecStart, run as systemd would run it, with nginx in front."""
     ports = harness.port_map()
     srv, service = installed(tmp_path, ports)
-    script = srv / "ExecStart.sh"
-    script.write_text(service["ExecStart"] + "\n")
-    start = harness.Snippet(ref=f"{UNIT} (ExecStart)", path=script, section=None)
+    start = harness.variant(UNIT, service["ExecStart"])  # the unit's ExecStart line, as run
     notify_dir = Path(tempfile.mkdtemp(prefix="hb-notify-", dir="/tmp"))  # a short socket path
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_dir / "notify"))

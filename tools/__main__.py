@@ -18,7 +18,9 @@ def verbs() -> dict[str, str]:
             continue
         module = importlib.import_module(f"tools.{info.name}")
         if hasattr(module, "main"):
-            found[info.name] = (module.__doc__ or "").strip().splitlines()[0:1] or [""]
+            # a verb is spelled with hyphens: tools/time_build.py is `time-build`
+            first_line = (module.__doc__ or "").strip().splitlines()[0:1] or [""]
+            found[info.name.replace("_", "-")] = first_line
     return {name: lines[0] for name, lines in sorted(found.items())}
 
 
@@ -32,7 +34,7 @@ def main(argv: list[str]) -> int:
     if verb not in verbs():
         print(f"tools: no verb {verb!r}; run `python -m tools` for the list", file=sys.stderr)
         return 2
-    return importlib.import_module(f"tools.{verb}").main(rest)
+    return importlib.import_module(f"tools.{verb.replace('-', '_')}").main(rest)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The glossary page's tables, generated from overrides/glossary.yml (never typed three times).
 
-Run as a script to (re)write ``snippets/glossary/terms.md``, ``terms.vi.md`` and
-``terms.zh.md``; each glossary page includes its language's file. Registered as a MkDocs
-hook, it refuses a build whose tables are stale (a warning, so ``--strict`` fails), and
-``tests/test_glossary.py`` checks the same.
+``python -m tools glossary`` (tools/glossary.py) (re)writes ``snippets/glossary/terms.md``,
+``terms.vi.md`` and ``terms.zh.md``; each glossary page includes its language's file.
+Registered as a MkDocs hook, it refuses a build whose tables are stale (a warning, so
+``--strict`` fails), and ``tests/test_glossary.py`` checks the same.
 
 Every language's table has the same rows in the same order with the same anchors
 (``glossary.md#worker``), the three terms side by side, the words each language avoids
@@ -13,9 +13,7 @@ struck through, and the definition in the page's language.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,13 +153,6 @@ def on_pre_build(config, **kwargs) -> None:
     for path in stale:
         log.warning(
             f"glossary: {path.relative_to(ROOT)} is stale (overrides/glossary.yml changed); "
-            "regenerate it with snippets/glossary/generate.sh"
+            "regenerate it with `python -m tools glossary`"
         )
 
-
-if __name__ == "__main__":
-    # HB_GLOSSARY_OUT lets the tests write a fresh copy elsewhere and compare.
-    target = Path(os.environ.get("HB_GLOSSARY_OUT", OUT_DIR))
-    for written in write(target):
-        print(written)
-    sys.exit(0)

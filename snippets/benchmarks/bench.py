@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from locale_numbers import number  # the one number format of every generated table
+from locale_numbers import number, steal  # the one number format of every generated table
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python bench.py"  # the one command that regenerates every results file
@@ -430,7 +430,8 @@ def render_markdown(data: dict, lang: str) -> str:
         out += ["!!! warning", "", "    " + t["quick"].format(seconds=s["seconds"]), ""]
     out += [
         t["measured"].format(date=data["date"], load_before=number(data["load_before"], lang, 2),
-                             load_after=number(data["load_after"], lang, 2), **m),
+                             load_after=number(data["load_after"], lang, 2), **m)
+        + steal(data, lang),
         "",
         t["method"].format(wrk=data["versions"]["wrk"], threads=s["threads"],
                            seconds=s["seconds"], warmup=warmup),

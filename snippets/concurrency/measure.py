@@ -25,7 +25,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locale_numbers import number  # noqa: E402  (one number format for every table)
+from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
 
 HERE = Path(__file__).resolve().parent
 
@@ -321,7 +321,8 @@ def render(data: dict, lang: str) -> str:
         "",
         t["measured"].format(**data["machine"], versions=data["versions"], date=data["date"],
                              load_before=num(data["load_before"], 1),
-                             load_after=num(data["load_after"], 1), command=COMMAND),
+                             load_after=num(data["load_after"], 1), command=COMMAND)
+        + steal(data, lang),
         "",
     ])
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locale_numbers import number  # noqa: E402  (one number format for every table)
+from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python sweep.py"  # the one command that regenerates sweep.md (and .vi.md, .zh.md)
@@ -223,7 +223,7 @@ def report(data: dict, lang: str = "en") -> str:
     intro = words["intro"].format(command=COMMAND, **data["machine"], **data["versions"],
                                   date=data["date"], users=data["users"],
                                   seconds=data["seconds"], rounds=data["rounds"],
-                                  load=num(load, 1))
+                                  load=num(load, 1)) + steal(data, lang)
     lines = [intro, "", "| " + " | ".join(words["columns"]) + " |",
              "|" + "---:|" * len(words["columns"])]
     for r in rows:

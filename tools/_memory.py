@@ -1,8 +1,8 @@
 """Measure each worker's memory with and without --preload, and write memory.md and cpus.md.
 
-Run it from this folder; it starts both servers the page shows, measures them, stops them:
-
-    python measure_memory.py
+Tooling, not a snippet: ``python -m tools measure memory`` runs it behind the load guard
+(``tools/measure.py``). It starts both servers the scaling page shows, through the test
+harness, measures them and stops them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from pathlib import Path
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locale_numbers import number  # noqa: E402  (one number format for every table)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "snippets" / "benchmarks"))
+from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
 
-HERE = Path(__file__).resolve().parent
+HERE = ROOT / "snippets" / "scaling"  # the page's snippets: cpus.py, serve*.sh
 MIB = 2**20
 
 #: (server command, how it is started)
@@ -109,7 +110,8 @@ TEXT = {
         "cpus_rows": {"cgroup CPU quota": "cgroup CPU quota"},
         "values": {},
         "measured": "Measured on {cpu} ({cores} cores, {memory}), {os}, Python {python}; "
-                    "{versions}; {date}. Regenerate with `{command}` in `snippets/scaling/`.",
+                    "{versions}; {date}; load average {load} before. Regenerate with "
+                    "`{command}`.",
     },
     "vi": {
         "memory_columns": ["Gunicorn khởi động", "thời điểm", "RSS mỗi worker", "PSS mỗi worker",
@@ -122,7 +124,8 @@ TEXT = {
         "cpus_rows": {"cgroup CPU quota": "quota CPU của cgroup"},
         "values": {"none": "không có", "needs 3.13": "cần Python 3.13"},
         "measured": "Đo trên {cpu} ({cores} lõi, {memory}), {os}, Python {python}; {versions}; "
-                    "ngày {date}. Sinh lại bằng `{command}` trong `snippets/scaling/`.",
+                    "ngày {date}; load average {load} trước khi đo. Sinh lại bằng "
+                    "`{command}`.",
     },
     "zh": {
         "memory_columns": ["Gunicorn 启动方式", "时间点", "每个工作进程的 RSS",
@@ -134,11 +137,11 @@ TEXT = {
         "cpus_rows": {"cgroup CPU quota": "cgroup 的 CPU 配额"},
         "values": {"none": "无", "needs 3.13": "需要 Python 3.13"},
         "measured": "测量环境：{cpu}（{cores} 核，{memory}），{os}，Python {python}；{versions}；"
-                    "{date}。在 `snippets/scaling/` 目录下运行 `{command}` 可重新生成。",
+                    "{date}；1 分钟平均负载：测量前 {load}。运行 `{command}` 可重新生成。",
     },
 }
 LANGS = tuple(TEXT)
-COMMAND = "python measure_memory.py"
+COMMAND = "python -m tools measure memory"
 
 
 def row(cells: list[str]) -> str:
@@ -148,8 +151,11 @@ def row(cells: list[str]) -> str:
 def render(data: dict, lang: str) -> dict[str, str]:
     """One language's memory and CPU tables, from measured.data.json."""
     t = TEXT[lang]
+    load = data.get("load_before")
     measured = t["measured"].format(**data["machine"], versions=data["versions"],
-                                    date=data["date"], command=COMMAND)
+                                    date=data["date"], command=COMMAND,
+                                    load="?" if load is None else number(load, lang, 1))
+    measured += steal(data, lang)
 
     def mib(value: float) -> str:
         return f"{number(value, lang)} MiB"
@@ -202,7 +208,7 @@ def main() -> None:
         data = json.loads((out_dir / "measured.data.json").read_text("utf-8"))
     else:
         # The handbook's test harness starts and stops the servers exactly as the tests do.
-        sys.path.insert(0, str(HERE.parents[1] / "tests"))
+        sys.path.insert(0, str(ROOT / "tests"))
         import harness
 
         log_dir = Path(os.environ.get("HANDBOOK_LOG_DIR", "/tmp/handbook-logs")) / "measure-memory"

@@ -1,18 +1,20 @@
-"""Write settings_reference.md: every setting of the installed Gunicorn, from its own source.
+"""Rewrite the Gunicorn settings tables: ``python -m tools settings-reference [OUT.md]``.
 
-Run it again after upgrading Gunicorn (it writes the .vi.md and .zh.md tables beside it too):
-
-    python snippets/configuration/settings_reference.py
+Every setting of the installed Gunicorn, from its own source, into
+``snippets/configuration/settings_reference.md`` and the ``.vi.md`` and ``.zh.md`` tables beside
+it (or beside ``OUT.md``). Run it again after upgrading Gunicorn.
 """
+
+from __future__ import annotations
 
 import enum
 import inspect
 import os
 import re
-import sys
 from pathlib import Path
 
-OUTPUT = Path(__file__).with_name("settings_reference.md")
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "snippets" / "configuration" / "settings_reference.md"
 # Gunicorn computes these defaults from the environment when it is imported;
 # the table shows the defaults of a clean environment.
 ENV_DEFAULTS = ("PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
@@ -93,15 +95,16 @@ def render(lang: str = "en") -> str:
             what = f"“{what}”"
         rows.append(f"| `{setting.name}` | {flags} | {default} | {what} |")
     head = words["head"].format(version=gunicorn.__version__, count=len(KNOWN_SETTINGS),
-                                script="snippets/configuration/settings_reference.py")
+                                script="tools/settings_reference.py")
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
     for name in ENV_DEFAULTS:
         os.environ.pop(name, None)
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else OUTPUT
+    target = Path(argv[0]) if argv else OUTPUT
     for lang in TEXT:  # settings_reference.md, then .vi.md and .zh.md beside it
         path = target if lang == "en" else target.with_suffix(f".{lang}{target.suffix}")
         path.write_text(render(lang), "utf-8")
         print(f"wrote {path}")
+    return 0
