@@ -41,8 +41,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import harness
 import httpx
+
+import harness
 
 LABEL = "handbook.run"
 PYTHON_IMAGE = "docker.io/library/python:3.12-slim-bookworm"

@@ -96,7 +96,12 @@ class Page:
                     open_ = (no, m["indent"], m["fence"], m["info"].strip(), [])
             else:
                 start, indent, fence, info, body = open_
-                if m and m["fence"][0] == fence[0] and len(m["fence"]) >= len(fence) and not m["info"].strip():
+                if (
+                    m
+                    and m["fence"][0] == fence[0]
+                    and len(m["fence"]) >= len(fence)
+                    and not m["info"].strip()
+                ):
                     found.append((start, info, body))
                     open_ = None
                 else:
@@ -121,7 +126,9 @@ class Page:
             if m:
                 out.append(Include(no, m["target"], no in inside))
             elif ANY_INCLUDE_RE.search(line) and not line.lstrip().startswith("<!--"):
-                raise PageError(f'{self.at(no)}: malformed include {line.strip()!r}; write --8<-- "topic/file"')
+                raise PageError(
+                    f'{self.at(no)}: malformed include {line.strip()!r}; write --8<-- "topic/file"'
+                )
         return out
 
     def headings(self) -> list[tuple[int, int, str, str | None]]:
@@ -160,13 +167,19 @@ class Page:
     def prose_lines(self) -> list[tuple[int, str]]:
         inside = self.fence_lines()
         body_start = self.front_matter_end()
-        return [(no, ln) for no, ln in enumerate(self.lines, 1) if no not in inside and no > body_start]
+        return [
+            (no, ln) for no, ln in enumerate(self.lines, 1) if no not in inside and no > body_start
+        ]
 
     def links(self) -> list[tuple[int, str]]:
         return [(no, m["target"]) for no, ln in self.prose_lines() for m in LINK_RE.finditer(ln)]
 
     def test_refs(self) -> list[tuple[int, str, str]]:
-        return [(no, m["file"], m["name"]) for no, ln in self.prose_lines() for m in TEST_REF_RE.finditer(ln)]
+        return [
+            (no, m["file"], m["name"])
+            for no, ln in self.prose_lines()
+            for m in TEST_REF_RE.finditer(ln)
+        ]
 
     def claim(self, test_name: str) -> str:
         """The paragraph or list item that cites ``test_name``: the sentence a test checks

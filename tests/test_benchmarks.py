@@ -17,9 +17,10 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
 import harness
 import pages
-import pytest
 
 BENCH_DIR = harness.SNIPPETS / "benchmarks"
 BENCH = harness.snippet("benchmarks/bench.py")

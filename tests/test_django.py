@@ -13,12 +13,13 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-import harness
 import httpx
 import pytest
-import services
 import websockets
 from websockets.exceptions import InvalidStatus
+
+import harness
+import services
 
 PROJECT = harness.snippet("django/asgi.py").folder  # the commands run from the project folder
 SERVERS = {
@@ -141,7 +142,7 @@ def test_redis_channel_layer_reaches_both_workers(log_dir: Path) -> None:
         assert result["stranger"] == {"broadcast": "ping", "pid": result["other"]}
 
 
-# --------------------------------------------------------------------------- note 003's install line
+# ------------------------------------------------------------------------ note 003's install line
 
 
 def uv() -> list[str]:

@@ -18,11 +18,12 @@ import sys
 import tomllib
 from pathlib import Path
 
-import containers
-import harness
 import httpx
 import pytest
 from dockerfile_parse import DockerfileParser
+
+import containers
+import harness
 
 APP = harness.snippet("docker/main.py")
 PYPROJECT = harness.snippet("docker/pyproject.toml")
@@ -189,8 +190,12 @@ def test_locked_install_refuses_a_lock_that_does_not_match(change: str, tmp_path
         expected = "Hash mismatch for `idna"
     run = next(i["value"] for i in structure("docker/Dockerfile") if "uv sync" in i["value"])
     argv = [w for w in shlex.split(run) if not w.startswith("--mount=")]
-    env = harness.base_env({"PATH": f"{Path(harness.uv_binary()).parent}:{PYTHON_BIN}:/usr/bin:/bin",
-                            "UV_PYTHON_DOWNLOADS": "never"})
+    env = harness.base_env(
+        {
+            "PATH": f"{Path(harness.uv_binary()).parent}:{PYTHON_BIN}:/usr/bin:/bin",
+            "UV_PYTHON_DOWNLOADS": "never",
+        }
+    )
     r = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and expected in " ".join(r.stderr.split()), r.stderr
 

@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-import pages
 import pytest
-from pages import LANGS, ROOT, SNIPPETS, TESTS, TRANSLATIONS
 from pytest_examples import CodeExample, EvalExample
 
+import pages
+from pages import LANGS, ROOT, SNIPPETS, TESTS, TRANSLATIONS
 from tools import snippets as addresses
 
 ALL_PAGES = pages.all_pages()
@@ -132,7 +132,8 @@ def test_includes_resolve(page: pages.Page) -> None:
 @pytest.mark.parametrize("page", ALL_PAGES, ids=PAGE_IDS)
 def test_no_command_in_inline_code(page: pages.Page) -> None:
     errors = [
-        f"{page.at(no)}: command in inline code `{m['code'][:60]}`; make it a snippet and include it"
+        f"{page.at(no)}: command in inline code `{m['code'][:60]}`; "
+        "make it a snippet and include it"
         for no, line in page.prose_lines()
         for m in pages.INLINE_COMMAND_RE.finditer(line)
     ]
@@ -155,7 +156,9 @@ def test_links_resolve(page: pages.Page) -> None:
         else:
             dest_page = page
         if anchor and anchor not in dest_page.anchors() + dest_page.fragment_anchors():
-            errors.append(f"{page.at(no)}: broken link {target!r}: {dest_page.rel} has no #{anchor}")
+            errors.append(
+                f"{page.at(no)}: broken link {target!r}: {dest_page.rel} has no #{anchor}"
+            )
     _fail(errors)
 
 
@@ -211,7 +214,10 @@ def test_page_exists_in_every_language(topic: str) -> None:
 def test_translation_matches_english(topic: str, lang: str) -> None:
     en_path, tr_path = pages.page_path(topic, "en"), pages.page_path(topic, lang)
     if not (en_path.is_file() and tr_path.is_file()):
-        pytest.fail(f"{tr_path.relative_to(ROOT)}: page pair incomplete; see test_page_exists", pytrace=False)
+        pytest.fail(
+            f"{tr_path.relative_to(ROOT)}: page pair incomplete; see test_page_exists",
+            pytrace=False,
+        )
     en, tr = pages.load(en_path), pages.load(tr_path)
     errors = []
 
@@ -236,7 +242,9 @@ def test_translation_matches_english(topic: str, lang: str) -> None:
         )
     untagged = [h for h in tr.headings() if h[1] > 1 and not h[3]]
     if untagged:
-        errors.append(f"{tr.at(untagged[0][0])}: heading {untagged[0][2]!r} has no explicit {{ #id }}")
+        errors.append(
+            f"{tr.at(untagged[0][0])}: heading {untagged[0][2]!r} has no explicit {{ #id }}"
+        )
 
     line, recorded = tr.source_hash()
     current = pages.english_hash(topic)
@@ -248,7 +256,8 @@ def test_translation_matches_english(topic: str, lang: str) -> None:
     elif recorded != current:
         errors.append(
             f"{tr.at(line)}: stale translation: {en.rel} changed since it was translated "
-            f"(source_hash {recorded}, English is now {current}). Update the translation, then run: "
+            f"(source_hash {recorded}, English is now {current}). "
+            "Update the translation, then run: "
             f"python tests/pages.py stamp {tr.rel}"
         )
     _fail(errors)
@@ -280,7 +289,9 @@ def test_snippet_is_included_by_a_page(path: Path) -> None:
     included = {i.file for p in ALL_PAGES for i in p.includes()}
     included |= {addresses.shared_file(f) for f in included}
     if name not in included and shared not in included:
-        pytest.fail(f"snippets/{name}:1: included by no page; include it or delete it", pytrace=False)
+        pytest.fail(
+            f"snippets/{name}:1: included by no page; include it or delete it", pytrace=False
+        )
 
 
 @pytest.mark.parametrize("path", SNIPPET_FILES, ids=SNIPPET_IDS)
@@ -289,10 +300,13 @@ def test_snippet_is_exercised_by_a_test(path: Path) -> None:
         return
     name = str(path.relative_to(SNIPPETS))
     for test in TESTS.glob("test_*.py"):
-        if test.name != "test_docs.py" and re.search(rf"[\"']{re.escape(name)}(:[\w-]+)?[\"']", test.read_text("utf-8")):
+        if test.name != "test_docs.py" and re.search(
+            rf"[\"']{re.escape(name)}(:[\w-]+)?[\"']", test.read_text("utf-8")
+        ):
             return
     pytest.fail(
-        f"snippets/{name}:1: no test exercises this snippet; name it in tests/test_{path.parent.name}.py",
+        f"snippets/{name}:1: no test exercises this snippet; "
+        f"name it in tests/test_{path.parent.name}.py",
         pytrace=False,
     )
 
@@ -304,13 +318,17 @@ def test_shell_snippet_parses(path: Path) -> None:
 
     r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=10)
     if r.returncode:
-        pytest.fail(f"snippets/{path.relative_to(SNIPPETS)}: bash -n failed:\n{r.stderr}", pytrace=False)
+        pytest.fail(
+            f"snippets/{path.relative_to(SNIPPETS)}: bash -n failed:\n{r.stderr}", pytrace=False
+        )
 
 
 PY_SNIPPETS = [p for p in SNIPPET_FILES if p.suffix == ".py"]
 
 
-@pytest.mark.parametrize("path", PY_SNIPPETS, ids=[str(p.relative_to(SNIPPETS)) for p in PY_SNIPPETS])
+@pytest.mark.parametrize(
+    "path", PY_SNIPPETS, ids=[str(p.relative_to(SNIPPETS)) for p in PY_SNIPPETS]
+)
 def test_python_snippet_lints_and_runs(path: Path, eval_example: EvalExample) -> None:
     name = str(path.relative_to(SNIPPETS))
     settings = PYTHON_SNIPPETS.get(name, {})
@@ -325,12 +343,18 @@ def test_python_snippet_lints_and_runs(path: Path, eval_example: EvalExample) ->
         with mock.patch.dict(os.environ, settings.get("env", {})):
             eval_example.run(
                 example,
-                module_globals={"__name__": module_name, "__file__": str(path), **settings.get("globals", {})},
+                module_globals={
+                    "__name__": module_name,
+                    "__file__": str(path),
+                    **settings.get("globals", {}),
+                },
             )
     finally:
         sys.path.remove(folder)
         for mod in set(sys.modules) - before:  # sibling modules a snippet imported
-            if getattr(sys.modules[mod], "__file__", "") and str(sys.modules[mod].__file__).startswith(folder):
+            if getattr(sys.modules[mod], "__file__", "") and str(
+                sys.modules[mod].__file__
+            ).startswith(folder):
                 del sys.modules[mod]
 
 

@@ -24,10 +24,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pages
 import pytest
-from pages import LANGS, ROOT, SNIPPETS
 
+import pages
+from pages import LANGS, ROOT, SNIPPETS
 from tools import snippets as addresses
 
 sys.path.insert(0, str(ROOT / "overrides" / "hooks"))
@@ -364,7 +364,10 @@ def test_known_variants_of_a_term_are_flagged(tmp_path: Path) -> None:
     """A second rendering of a glossary term (its ``avoid`` list) fails, naming the line and
     the one rendering to write: one term, one rendering per language."""
     samples = {
-        "v.zh.md": ("zh", "# 样例\n\n把优雅关闭期限设短一些，并留出宽限时间。见[快速开始](quickstart.md)。\n"),
+        "v.zh.md": (
+            "zh",
+            "# 样例\n\n把优雅关闭期限设短一些，并留出宽限时间。见[快速开始](quickstart.md)。\n",
+        ),
         "v.vi.md": ("vi", "# Mẫu\n\nGiữ nó thấp hơn thời gian ân hạn của Kubernetes.\n"),
     }
     found = []
@@ -408,7 +411,9 @@ def test_tab_labels_are_translated_one_way(lang: str) -> None:
     for english, labels in seen.items():
         if len(labels) > 1:
             ways = "; ".join(f"{label!r} at {', '.join(where)}" for label, where in labels.items())
-            problems.append(f"tab {english!r} is labelled {len(labels)} ways on {lang} pages: {ways}")
+            problems.append(
+                f"tab {english!r} is labelled {len(labels)} ways on {lang} pages: {ways}"
+            )
     assert not problems, "\n".join(problems)
 
 

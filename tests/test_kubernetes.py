@@ -12,13 +12,14 @@ import copy
 import re
 from pathlib import Path
 
-import containers
-import harness
 import httpx
 import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
+
+import containers
+import harness
 
 #: The first test to ask for the images builds them (and, on a fresh machine, installs Podman
 #: and makes the stand-in base images): minutes, not the suite's default bound for one test.

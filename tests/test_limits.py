@@ -14,9 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import harness
 import httpx
 import pytest
+
+import harness
 
 REQUIREMENTS = "limits/requirements.txt"
 APP = "limits/main.py"  # every command serves main:app (or body_limit:app) from snippets/limits

@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import harness
 import httpx
 import pytest
+
+import harness
 
 APP = harness.snippet("memory/main.py")
 harness.snippet("memory/rss.py")  # run by memory/rss.sh

@@ -17,10 +17,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import harness
 import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
+
+import harness
 
 APP = harness.snippet("metrics/main.py")
 CONF = harness.snippet("metrics/multiproc.conf.py")  # read by serve_multiproc.sh (-c)

@@ -22,10 +22,11 @@ import tempfile
 from importlib.metadata import metadata
 from pathlib import Path
 
-import harness
 import pytest
 import trustme
 from packaging.specifiers import SpecifierSet
+
+import harness
 
 CORRECTED_LINE = "configuration/corrected_line.sh"  # binds 0.0.0.0:8443, three uvicorn workers
 APP = "configuration/main.py"  # answers {"pid": ..., "scheme": ...}

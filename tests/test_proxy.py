@@ -67,7 +67,9 @@ def serve(ref: str, tmp_path: Path) -> Iterator[harness.Server]:
 
 
 @pytest.mark.parametrize("server_kind", SERVERS.values(), ids=SERVERS.keys())
-def test_default_trusts_only_the_loopback_proxy(server_kind: tuple[str, bool], tmp_path: Path) -> None:
+def test_default_trusts_only_the_loopback_proxy(
+    server_kind: tuple[str, bool], tmp_path: Path
+) -> None:
     command, reads_xff = server_kind
     with serve(f"{command}:default", tmp_path) as server:
         # Straight from a client, no headers: the peer's address and plain http.
@@ -88,7 +90,9 @@ def test_default_trusts_only_the_loopback_proxy(server_kind: tuple[str, bool], t
 
 
 @pytest.mark.parametrize("server_kind", SERVERS.values(), ids=SERVERS.keys())
-def test_trusting_your_proxy_ignores_everyone_else(server_kind: tuple[str, bool], tmp_path: Path) -> None:
+def test_trusting_your_proxy_ignores_everyone_else(
+    server_kind: tuple[str, bool], tmp_path: Path
+) -> None:
     """--forwarded-allow-ips=10.0.0.1 replaces the default: even 127.0.0.1 is not trusted now."""
     command, _ = server_kind
     with serve(f"{command}:trust-proxy", tmp_path) as server:
@@ -96,7 +100,9 @@ def test_trusting_your_proxy_ignores_everyone_else(server_kind: tuple[str, bool]
         assert sees(ask(server, DIRECT, PROXY_HEADERS)) == (DIRECT, "http")
 
 
-@pytest.mark.parametrize("command", ["proxy/uvicorn.sh:env", "proxy/gunicorn_uvicorn_worker.sh:env"])
+@pytest.mark.parametrize(
+    "command", ["proxy/uvicorn.sh:env", "proxy/gunicorn_uvicorn_worker.sh:env"]
+)
 def test_forwarded_allow_ips_env_var_sets_the_list(command: str, tmp_path: Path) -> None:
     with serve(command, tmp_path) as server:
         assert sees(ask(server, PROXY, PROXY_HEADERS)) == (PROXY, "http")
@@ -108,11 +114,16 @@ def test_uvicorn_no_proxy_headers_ignores_even_a_trusted_proxy(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("server_kind", SERVERS.values(), ids=SERVERS.keys())
-def test_trusting_everyone_lets_any_client_spoof(server_kind: tuple[str, bool], tmp_path: Path) -> None:
+def test_trusting_everyone_lets_any_client_spoof(
+    server_kind: tuple[str, bool], tmp_path: Path
+) -> None:
     """With '*', a client that reaches the server directly picks its own address and scheme."""
     command, reads_xff = server_kind
     with serve(f"{command}:trust-all", tmp_path) as server:
-        assert sees(ask(server, DIRECT, PROXY_HEADERS)) == (CLIENT if reads_xff else DIRECT, "https")
+        assert sees(ask(server, DIRECT, PROXY_HEADERS)) == (
+            CLIENT if reads_xff else DIRECT,
+            "https",
+        )
         if reads_xff:
             # Even through a proxy that appends, '*' takes the left-most address: the forged one.
             assert sees(ask(server, PROXY, APPENDED)) == (FORGED, "https")
@@ -284,7 +295,9 @@ def test_streaming_arrives_piece_by_piece_only_without_buffering(tmp_path: Path)
     spread over most of the 2 s. Compared with the response's own duration, never absolute."""
     with app_behind_nginx("proxy/gunicorn_uvicorn_worker.sh:behind-nginx", tmp_path) as (_, nginx):
         buffered, total = arrival_spread(nginx, "/ticks")
-        assert buffered < 0.25 * total, f"buffered: pieces spread over {buffered:.2f}s of {total:.2f}s"
+        assert buffered < 0.25 * total, (
+            f"buffered: pieces spread over {buffered:.2f}s of {total:.2f}s"
+        )
         for path in ("/stream/ticks", "/ticks?no_buffering=true"):
             spread, total = arrival_spread(nginx, path)
             assert spread > 0.6 * total, f"{path}: pieces spread over {spread:.2f}s of {total:.2f}s"
@@ -292,7 +305,10 @@ def test_streaming_arrives_piece_by_piece_only_without_buffering(tmp_path: Path)
 
 def test_body_over_client_max_body_size_gets_413_before_the_app(tmp_path: Path) -> None:
     """client_max_body_size 1m: 2 MB get 413 from nginx and the app logs nothing; 0.5 MB pass."""
-    with app_behind_nginx("proxy/gunicorn_uvicorn_worker.sh:behind-nginx", tmp_path) as (server, nginx):
+    with app_behind_nginx("proxy/gunicorn_uvicorn_worker.sh:behind-nginx", tmp_path) as (
+        server,
+        nginx,
+    ):
         with nginx.client() as client:
             assert client.post("/upload", content=b"x" * 2_000_000).status_code == 413
             assert client.post("/upload", content=b"x" * 500_000).json() == {"bytes": 500_000}
@@ -315,7 +331,10 @@ def test_worker_killed_by_gunicorn_timeout_gives_502(command: str, tmp_path: Pat
 def test_proxy_read_timeout_gives_504_and_upstream_down_gives_502(tmp_path: Path) -> None:
     """A request that waits (without blocking the worker) longer than proxy_read_timeout (30 s)
     gets 504 from nginx; with the app server stopped (connection refused), nginx answers 502."""
-    with app_behind_nginx("proxy/gunicorn_uvicorn_worker.sh:behind-nginx", tmp_path) as (server, nginx):
+    with app_behind_nginx("proxy/gunicorn_uvicorn_worker.sh:behind-nginx", tmp_path) as (
+        server,
+        nginx,
+    ):
         with nginx.client() as client:
             assert client.get("/slow/40").status_code == 504
             assert "upstream timed out" in nginx.log()

@@ -16,10 +16,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import harness
 import httpx
 import psutil
 import pytest
+
+import harness
 
 APP = harness.snippet("restarts/main.py")
 SERVE = "restarts/serve.sh"

@@ -14,11 +14,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import containers
-import harness
 import httpx
 import pytest
 
+import containers
+import harness
 from tools import _memory as measure_memory  # the tables' measuring code (tooling)
 
 SNIPPETS = harness.SNIPPETS / "scaling"

@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import harness
 import httpx
 import psutil
 import pytest
 import websockets
 import yaml
 
+import harness
 from tools import snippets as addresses
 
 APP = harness.snippet("servers/main.py")  # every server command below serves main:app

@@ -30,10 +30,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import containers
-import harness
 import pytest
 import yaml
+
+import containers
+import harness
 
 UNIT = "setups/fastapi.service"
 CONF = "setups/gunicorn.conf.py"

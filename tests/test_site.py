@@ -45,14 +45,20 @@ class _Links(HTMLParser):
 
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("topic", pages.topics())
-def test_page_is_built_with_versions_and_language_links(built_site: Path, topic: str, lang: str) -> None:
+def test_page_is_built_with_versions_and_language_links(
+    built_site: Path, topic: str, lang: str
+) -> None:
     path = built_page(built_site, topic, lang)
-    assert path.is_file(), f"{pages.page_path(topic, lang).relative_to(pages.ROOT)}: not built to {path}"
+    assert path.is_file(), (
+        f"{pages.page_path(topic, lang).relative_to(pages.ROOT)}: not built to {path}"
+    )
     html = path.read_text("utf-8")
     banner = re.search(r'<div class="hb-verified" data-hb-verified>(.*?)</div>', html, re.S)
     assert banner, f"{path}: no versions banner"
     for name in VERIFIED:
-        assert f"{name} {version(name)}" in banner[1], f"{path}: banner lacks {name} {version(name)}"
+        assert f"{name} {version(name)}" in banner[1], (
+            f"{path}: banner lacks {name} {version(name)}"
+        )
     parser = _Links()
     parser.feed(html)
     assert parser.lang == lang
@@ -64,7 +70,9 @@ def test_page_is_built_with_versions_and_language_links(built_site: Path, topic:
         if target is not None:
             assert target in (expected, expected.parent), f"{path}: {other} link {href} -> {target}"
         else:
-            assert href.rstrip("/").endswith(str(expected.parent.relative_to(built_site)).rstrip(".")), href
+            assert href.rstrip("/").endswith(
+                str(expected.parent.relative_to(built_site)).rstrip(".")
+            ), href
 
 
 # ------------------------------------------------------------------ the site a reader expects

@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import harness
 import httpx
 import kubernetes_validate
 import psycopg
 import pytest
-import services
 import yaml
+
+import harness
+import services
 
 APP = harness.snippet("startup/main.py")
 MIGRATE = harness.snippet("startup/migrate.py")

@@ -15,9 +15,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import harness
 import httpx
 import pytest
+
+import harness
 import services
 
 APP = harness.snippet("timeouts/main.py")  # every server below serves main:app from this folder

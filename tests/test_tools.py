@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from pages import ROOT
 
+from pages import ROOT
 from tools import loadguard, measure
 
 #: A /proc/loadavg reading of a busy 2-core machine, and of a quiet one.

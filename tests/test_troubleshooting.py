@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import harness
 import httpx
+
+import harness
 
 #: The volatile parts of a log line: what changes from run to run and nothing else. Each is
 #: replaced by a placeholder in the quoted line and in the real output before they are compared.

@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import harness
 import httpx
 import pytest
-import services
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+import harness
+import services
 
 APP = harness.snippet("websockets/main.py")
 APP_REDIS = harness.snippet("websockets/main_redis.py")  # served by serve_redis*.sh
