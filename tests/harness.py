@@ -34,6 +34,7 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -219,6 +220,54 @@ def uv_binary() -> str:
                        "(run the suite with `python3 -m uv run --frozen pytest`)")
 
 
+#: A version set of the grid (``python -m tools grid``): a JSON object ``{"name": "version"}``
+#: that every reader environment installs on top of its page's requirements (uv ``--override``).
+VERSION_OVERRIDES_VAR = "HANDBOOK_VERSION_OVERRIDES"
+
+
+def version_overrides() -> dict[str, str]:
+    """The versions the grid's current set puts over every page's pins (empty: the pinned set).
+
+    Read from ``$HANDBOOK_VERSION_OVERRIDES`` (a JSON object of distribution name to exact
+    version); the pages' requirements files stay as the reader sees them, uv installs these
+    versions instead, and the environment's cache key includes them."""
+    raw = os.environ.get(VERSION_OVERRIDES_VAR, "").strip()
+    if not raw:
+        return {}
+    try:
+        found = json.loads(raw)
+    except ValueError as e:
+        raise HarnessError(f"${VERSION_OVERRIDES_VAR} is not JSON: {e}") from None
+    if not isinstance(found, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[\w.!+-]+", v)
+            for k, v in found.items()):
+        raise HarnessError(f"${VERSION_OVERRIDES_VAR} must map names to exact versions: {raw}")
+    return dict(sorted(found.items()))
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _override_lines(files: tuple[Path, ...]) -> str:
+    """The uv ``--override`` file for these requirements: each overridden distribution at its
+    set's version, with the extras the requirements ask for (an override replaces the whole
+    requirement, so ``uvicorn==X`` alone would drop ``uvicorn[standard]``'s extras)."""
+    overrides = version_overrides()
+    extras: dict[str, set[str]] = {}
+    for f in files:
+        for line in f.read_text("utf-8").splitlines():
+            m = re.match(r"\s*([\w.-]+)\[([\w,\s-]+)\]", line)
+            if m:
+                extras.setdefault(_normalise(m[1]), set()).update(
+                    e.strip() for e in m[2].split(",") if e.strip())
+    lines = []
+    for name, version in overrides.items():
+        wanted = sorted(extras.get(_normalise(name), ()))
+        lines.append(f"{name}{'[' + ','.join(wanted) + ']' if wanted else ''}=={version}\n")
+    return "".join(lines)
+
+
 _READER_ENVS: dict[tuple, ReaderEnv] = {}
 #: pip compiles bytecode when it installs, uv does not unless asked: without it every process
 #: compiles each module it imports (Python may run with -B and never cache it), which made each
@@ -238,10 +287,13 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
     refs = requirements if requirements is not None else page_requirements(topic)
     files = tuple(Path(r) if isinstance(r, Path) else snippet(r).path for r in refs)
     page = f"docs/{topic}.md"
-    key = (page, files)
+    override_lines = _override_lines(files)
+    key = (page, files, override_lines)
     if key in _READER_ENVS:
         return _READER_ENVS[key]
     digest = hashlib.sha256((sys.version + " ".join(_INSTALL_FLAGS)).encode())
+    if override_lines:
+        digest.update(b"overrides\0" + override_lines.encode())
     for f in files:
         if not f.is_file():
             raise HarnessError(f"{page}: requirements file {_rel(f)} does not exist")
@@ -258,9 +310,14 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
         if not done.is_file():
             shutil.rmtree(path, ignore_errors=True)
             uv = uv_binary()
+            override_args = []
+            if override_lines:
+                override_file = path.with_suffix(".overrides.txt")
+                override_file.write_text(override_lines)
+                override_args = ["--override", str(override_file)]
             steps = [[uv, "venv", "--quiet", "--python", sys.executable, str(path)],
                      [uv, "pip", "install", *_INSTALL_FLAGS, "--python", str(path / "bin" / "python"),
-                      *[a for f in files for a in ("-r", str(f))]]]
+                      *[a for f in files for a in ("-r", str(f))], *override_args]]
             for cmd in steps:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                                    env={**os.environ, "VIRTUAL_ENV": str(path)})
@@ -296,11 +353,14 @@ def requirement_pins(ref: str | Path) -> dict[str, str]:
 
 def check_reader_env(topic: str, shows: list[str]) -> dict[str, str]:
     """The page ``docs/<topic>.md`` shows exactly the requirements files ``shows``, and its
-    reader environment holds exactly the versions they pin; return those pins."""
+    reader environment holds exactly the versions they pin (or, in a run of the version grid,
+    the versions of its set: :func:`version_overrides`); return those pins."""
     env = reader_env(topic)
     shown = [_rel(f).removeprefix("snippets/") for f in env.requirements]
     assert shown == shows, f"docs/{topic}.md shows the requirements {shown}, not {shows}"
     pins = {name: version for f in env.requirements for name, version in requirement_pins(f).items()}
+    overrides = {_normalise(n): v for n, v in version_overrides().items()}
+    pins = {name: overrides.get(_normalise(name), version) for name, version in pins.items()}
     wrong = {name: (pinned, env.version(name)) for name, pinned in pins.items()
              if env.version(name) != pinned}
     assert not wrong, f"{env.describe()}: pinned vs installed {wrong}"
