@@ -1,13 +1,13 @@
 """Run the pages' claim tests once per version set and write the version grid (snippets/versions/).
 
-    python -m tools grid                          # every set, one after another; writes grid.json
-    python -m tools grid --set newest             # one set (the others keep their committed results)
-    python -m tools grid --render                 # only re-render the tables and notes from grid.json
-    python -m tools grid --check                  # exit 1 if the rendered files and grid.json disagree
+    python -m tools grid                  # every set, one after another; writes grid.json
+    python -m tools grid --set newest     # one set (the others keep their committed results)
+    python -m tools grid --render         # only re-render the tables and notes from grid.json
+    python -m tools grid --check          # exit 1 if the rendered files and grid.json disagree
     python -m tools grid --set gunicorn-23 --tests tests/test_servers.py::test_x \\
-        --versions uvicorn=0.30.6,0.31.0,0.32.0   # bisect: the same run, one release at a time
-    python -m tools grid --canary                 # run newest; fail when a claim that passes on
-                                                  # pinned fails on newest ($GITHUB_STEP_SUMMARY)
+        --versions uvicorn=0.30.6,0.31.0  # bisect: the same run, one release at a time
+    python -m tools grid --canary         # run newest; fail when a claim that passes on
+                                          # pinned fails on newest ($GITHUB_STEP_SUMMARY)
 
 A version set is a JSON object of exact versions that ``tests/harness.py`` (``reader_env``)
 installs over every page's requirements with uv's ``--override``
@@ -132,8 +132,9 @@ def run_tests(tests: list[str], overrides: dict[str, str], label: str, workers: 
     cmd = [sys.executable, "-m", "pytest", *tests, "-n", str(workers), "-p", "no:cacheprovider",
            f"--basetemp=/tmp/pt-grid-{label}", f"--junitxml={out}", "-q", "-rN", "--no-header"]
     env = {**os.environ, "HANDBOOK_VERSION_OVERRIDES": json.dumps(overrides)}
-    print(f"grid: {label}: {' '.join(cmd[1:])}\n      with {env['HANDBOOK_VERSION_OVERRIDES']}",
-          flush=True)
+    shown = [a for a in cmd[1:] if "::" not in a]
+    print(f"grid: {label}: {len(tests)} tests, {' '.join(shown)}\n"
+          f"      with {env['HANDBOOK_VERSION_OVERRIDES']}", flush=True)
     out.unlink(missing_ok=True)
     r = subprocess.run(cmd, cwd=ROOT, env=env)
     if not out.is_file():
@@ -326,7 +327,9 @@ def main(argv: list[str]) -> int:
             with open(target, "a", encoding="utf-8") as f:
                 f.write(summary)
         print(summary)
-        save_data(merge(data, claims, entry, results))
+        data = merge(data, claims, entry, results)
+        save_data(data)
+        grid_render.write(data)
         return code
     for name in args.sets or list(SETS):
         entry, results = run_set(name, claims, args.workers)
