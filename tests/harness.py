@@ -143,6 +143,7 @@ QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
 MAINTAINER_COMMANDS = frozenset({
     "concurrency/measure.sh", "scaling/measure_memory.sh",
     "load_testing/sweep.sh", "glossary/generate.sh",
+    "versions/grid.sh", "versions/bisect.sh", "versions/check.sh", "versions/canary.sh",
 })
 _INCLUDE_REQUIREMENTS = re.compile(r'--8<-- "([\w-]+/requirements[\w.-]*\.txt)"')
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -203,6 +204,7 @@ def run_set(name: str, claims: list[dict], workers: int) -> tuple[dict, dict]:
     results = {c["test"]: found.get(c["test"], {"outcome": "not run"}) for c in claims}
     entry = {"name": name, "why": SETS[name]["why"], "overrides": overrides,
              "resolved": resolved, "run": datetime.date.today().isoformat()}
+    Path(f"/tmp/grid-set-{name}.json").write_text(json.dumps([entry, results], indent=1))
     return entry, results
 
 
@@ -333,7 +335,9 @@ def main(argv: list[str]) -> int:
         return code
     for name in args.sets or list(SETS):
         entry, results = run_set(name, claims, args.workers)
-        data = merge(data, claims, entry, results)
-        save_data(data)  # after each set: a long run keeps what it has
+        with open(ROOT / ".cache" / "grid.lock", "w") as lock:  # another grid run may be saving
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = merge(load_data(), claims, entry, results)
+            save_data(data)  # after each set: a long run keeps what it has
     grid_render.write(data)
     return 0
