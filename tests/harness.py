@@ -383,6 +383,78 @@ def install_as_the_reader(install: str, folder: Path, log_dir: Path) -> dict[str
             (line.partition("==") for line in freeze.splitlines() if "==" in line)}
 
 
+#: The commands whose options and worker classes a version set's release may lack.
+_CHECKED_PROGRAMS = ("gunicorn", "gunicornc", "uvicorn")
+_HELP: dict[tuple[str, str], str] = {}
+
+
+def _help_of(binary: Path | str, env_path: str = "") -> str:
+    key = (str(binary), env_path)
+    if key not in _HELP:
+        r = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=120)
+        _HELP[key] = r.stdout + r.stderr
+    return _HELP[key]
+
+
+def _worker_classes(reader: ReaderEnv) -> set[str]:
+    key = (str(reader.python), "workers")
+    if key not in _HELP:
+        r = subprocess.run([str(reader.python), "-c", "import gunicorn.workers as w; "
+                            "print(' '.join(w.SUPPORTED_WORKERS))"],
+                           capture_output=True, text=True, timeout=120)
+        _HELP[key] = r.stdout
+    return set(_HELP[key].split())
+
+
+def not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> str | None:
+    """In a run of the version grid, why this command cannot apply to the set's releases: it
+    runs a program, passes an option or names a Gunicorn worker class that the pinned release
+    has and the set's release lacks (read from ``--help`` and Gunicorn's worker table). None
+    on the pinned set, and whenever the release has everything the command uses."""
+    if reader is None or not version_overrides():
+        return None
+    pinned_bin = Path(sys.executable).parent
+    text = re.sub(r"\\\n", " ", command)
+    for segment in re.split(r"\n|&&|\|\||;|\|", text):
+        words = segment.split()
+        while words and re.fullmatch(r"\w+=\S*", words[0]):
+            words.pop(0)
+        if not words or words[0] not in _CHECKED_PROGRAMS:
+            continue
+        prog = words[0]
+        dist = "uvicorn" if prog == "uvicorn" else "gunicorn"
+        release = f"{dist} {reader.version(dist)}"
+        if not (reader.bin / prog).exists():
+            return f"{release} has no {prog} command"
+        if not (pinned_bin / prog).exists():
+            continue
+        pinned_help, help_ = _help_of(pinned_bin / prog), _help_of(reader.bin / prog, str(reader.path))
+        for option in dict.fromkeys(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", segment)):
+            known = re.compile(rf"(?<![\w-]){re.escape(option)}(?![\w-])")
+            if known.search(pinned_help) and not known.search(help_):
+                return f"{release} has no {option} option"
+        if prog == "gunicorn":
+            named = re.findall(r"(?:-k|--worker-class)[ =]+['\"]?([\w.:-]+)", segment)
+            for flag in ("-c", "--config"):
+                if flag in words[:-1]:
+                    conf = snip.folder / words[words.index(flag) + 1]
+                    if conf.is_file():
+                        named += re.findall(r"^worker_class\s*=\s*['\"]([\w.:-]+)['\"]",
+                                            conf.read_text("utf-8"), re.M)
+            for worker in named:
+                if "." not in worker and worker not in _worker_classes(reader):
+                    return f"{release} has no {worker} worker class"
+    return None
+
+
+def _skip_if_not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> None:
+    reason = not_applicable(command, snip, reader)
+    if reason:
+        import pytest
+
+        pytest.skip(f"not applicable: {reason} ({snip.rel})")
+
+
 def reader_env_of(snip: Snippet, requirements: list[str | Path] | None = None) -> ReaderEnv | None:
     """The environment a snippet's command runs in: its page's reader environment (the topic
     is the snippet's folder), or None for a maintainer command, which runs with the tests'."""
@@ -552,6 +624,7 @@ def run(
     reader = reader_env_of(snip, requirements)
     ports = ports if ports is not None else (server.ports if server else {})
     command = rewrite(command_of(snip), ports)
+    _skip_if_not_applicable(command, snip, reader)
     cwd = cwd or snip.folder
     log_dir = log_dir or (server.log_path.parent if server else Path("/tmp/handbook-logs"))
     log_path = log_dir / f"cmd-{snip.path.stem}-{os.getpid()}-{time.monotonic_ns()}.log"
@@ -811,6 +884,7 @@ def start(
     reader = reader_env_of(snip, requirements)
     ports = ports or port_map()
     command = rewrite(command_of(snip), ports)
+    _skip_if_not_applicable(command, snip, reader)
     cwd = cwd or snip.folder
     log_path = log_dir / f"server-{snip.path.stem}-{time.monotonic_ns()}.log"
     env = dict(env or {})

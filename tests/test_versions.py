@@ -55,6 +55,20 @@ def test_a_version_set_is_installed_over_the_page_requirements(monkeypatch) -> N
         == "23.0.0"
 
 
+def test_a_worker_class_or_option_the_release_lacks_is_not_applicable(monkeypatch) -> None:
+    """On a set whose Gunicorn has no ``asgi`` worker class, a test running a command that
+    names it skips itself as "not applicable", saying why; on the pinned set it runs."""
+    snip = harness.snippet("quickstart/gunicorn_asgi_worker.sh")
+    command = harness.command_of(snip)
+    assert harness.not_applicable(command, snip, harness.reader_env("quickstart")) is None
+    monkeypatch.setenv(harness.VERSION_OVERRIDES_VAR, json.dumps(OLD))
+    reason = harness.not_applicable(command, snip, harness.reader_env("quickstart"))
+    assert reason == "gunicorn 23.0.0 has no asgi worker class"
+    uvicorn = harness.snippet("quickstart/uvicorn_workers.sh")
+    assert harness.not_applicable(harness.command_of(uvicorn), uvicorn,
+                                  harness.reader_env("quickstart")) is None
+
+
 def test_outcomes_are_read_from_the_test_report(tmp_path) -> None:
     """Passed, failed with its first line, "not applicable" only from the test's own skip
     reason, any other skip kept as a skip, and parametrised cases folded into one test."""
