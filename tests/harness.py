@@ -428,7 +428,8 @@ def not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> str
             return f"{release} has no {prog} command"
         if not (pinned_bin / prog).exists():
             continue
-        pinned_help, help_ = _help_of(pinned_bin / prog), _help_of(reader.bin / prog, str(reader.path))
+        pinned_help = _help_of(pinned_bin / prog)
+        help_ = _help_of(reader.bin / prog, str(reader.path))
         for option in dict.fromkeys(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", segment)):
             known = re.compile(rf"(?<![\w-]){re.escape(option)}(?![\w-])")
             if known.search(pinned_help) and not known.search(help_):
@@ -445,6 +446,16 @@ def not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> str
                 if "." not in worker and worker not in _worker_classes(reader):
                     return f"{release} has no {worker} worker class"
     return None
+
+
+def only_on_the_pinned_set(what: str) -> None:
+    """For a claim about the pinned files themselves (what a requirements file pins, what a
+    committed reference was generated from): in a grid run of another version set, the test
+    skips as "not applicable", saying ``what`` it is about."""
+    if version_overrides():
+        import pytest
+
+        pytest.skip(f"not applicable: {what}, whatever the version set")
 
 
 def _skip_if_not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> None:

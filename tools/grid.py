@@ -2,6 +2,7 @@
 
     python -m tools grid                  # every set, one after another; writes grid.json
     python -m tools grid --set newest     # one set (the others keep their committed results)
+    python -m tools grid --set newest --tests tests/test_x.py::test_y   # re-run some claims
     python -m tools grid --render         # only re-render the tables and notes from grid.json
     python -m tools grid --check          # exit 1 if the rendered files and grid.json disagree
     python -m tools grid --set gunicorn-23 --tests tests/test_servers.py::test_x \\
@@ -217,7 +218,8 @@ def merge(data: dict, claims: list[dict], entry: dict, results: dict) -> dict:
     merged = []
     for c in claims:
         row = {**c, "results": dict(old.get(c["test"], {}).get("results", {}))}
-        row["results"][entry["name"]] = results[c["test"]]
+        if c["test"] in results:  # a partial run (--tests) leaves the other results as they are
+            row["results"][entry["name"]] = results[c["test"]]
         row["results"] = {n: row["results"][n] for n in order if n in row["results"]}
         merged.append(row)
     data["claims"] = merged
@@ -321,6 +323,11 @@ def main(argv: list[str]) -> int:
         grid_render.write(data)
         return 0
     claims = claim_tests()
+    chosen = [c for c in claims if not args.tests or c["test"] in args.tests]
+    if args.tests and len(chosen) != len(args.tests):
+        print(f"grid: not claim tests of the grid's pages: "
+              f"{sorted(set(args.tests) - {c['test'] for c in chosen})}", file=sys.stderr)
+        return 2
     if args.canary:
         entry, results = run_set("newest", claims, args.workers)
         code, summary = canary(data, entry, results)
@@ -334,7 +341,7 @@ def main(argv: list[str]) -> int:
         grid_render.write(data)
         return code
     for name in args.sets or list(SETS):
-        entry, results = run_set(name, claims, args.workers)
+        entry, results = run_set(name, chosen, args.workers)
         with open(ROOT / ".cache" / "grid.lock", "w") as lock:  # another grid run may be saving
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = merge(load_data(), claims, entry, results)

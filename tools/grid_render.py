@@ -77,8 +77,9 @@ WORDS = {
                    "zh": "每条结论在每个版本组合上都成立。"},  # noqa: E501
     "bisect": {"en": "Where a claim changed", "vi": "Khẳng định thay đổi ở bản nào",
                "zh": "结论在哪个版本发生变化"},  # noqa: E501
-    "no_bisect": {"en": "No claim was bisected.", "vi": "Chưa chia đôi khẳng định nào.",
-                  "zh": "尚未对任何结论做二分查找。"},  # noqa: E501
+    "no_bisect": {"en": "No release search has been run yet.",
+                  "vi": "Chưa dò tìm bản phát hành thay đổi cho khẳng định nào.",
+                  "zh": "尚未逐版本查找任何结论的变化点。"},  # noqa: E501
     "note_all": {
         "en": "Every claim on this page holds on every version set of the [version grid]"
               "(versions.md), not only on the pinned releases.",
@@ -99,6 +100,7 @@ WORDS = {
                 "vi": "thay đổi từ {dist} {version} ({before} đến hết {last})",
                 "zh": "自 {dist} {version} 起改变（{last} 及以前为{before}）"},  # noqa: E501
     "sep": {"en": "; ", "vi": "; ", "zh": "；"},
+    "comma": {"en": ", ", "vi": ", ", "zh": "，"},
     "colon": {"en": ": ", "vi": ": ", "zh": "："},
 }
 
@@ -170,7 +172,8 @@ def grid_page(data: dict, lang: str) -> str:
         for n in names:
             r = c["results"].get(n, {"outcome": "not run"})
             if r["outcome"] != "passed":
-                reasons.append(f"- `{c['test'].split('::')[1]}`, {TITLE[n][lang]}: "
+                reasons.append(f"- `{c['test'].split('::')[1]}`{_w('comma', lang)}"
+                               f"{TITLE[n][lang]}{_w('colon', lang)}"
                                f"{OUTCOME[r['outcome']][lang]}"
                                + (f"{_w('colon', lang)}{_code(r.get('reason'))}"
                                   if r.get("reason") else ""))
