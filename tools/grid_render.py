@@ -88,11 +88,11 @@ WORDS = {
         "zh": "本页的每条结论在[版本矩阵](versions.md)的每个版本组合上都成立，而不只是固定版本。",  # noqa: E501
     },
     "note_some": {
-        "en": "Every claim on this page is proved on the pinned releases. The [version grid]"
-              "(versions.md) runs the same tests on other releases; there, these differ:",
-        "vi": "Mọi khẳng định trên trang này được chứng minh với các bản đã ghim. [Bảng phiên bản]"
-              "(versions.md) chạy cùng các test đó với các bản khác; ở đó, những điểm sau khác đi:",
-        "zh": "本页的每条结论都在固定版本上得到验证。[版本矩阵](versions.md)用同样的测试检查其他版本，以下几点在那里有所不同：",  # noqa: E501
+        "en": "The [version grid](versions.md) runs this page's claim tests on several version "
+              "sets; on some of them, these claims do not hold:",
+        "vi": "[Bảng phiên bản](versions.md) chạy các test khẳng định của trang này trên nhiều bộ "
+              "phiên bản; với một số bộ, các khẳng định sau không đúng:",
+        "zh": "[版本矩阵](versions.md)在多个版本组合上运行本页的结论测试；在其中一些组合上，以下结论不成立：",  # noqa: E501
     },
     "with": {"en": "With {set} ({versions})", "vi": "Với {set} ({versions})",
              "zh": "使用 {set}（{versions}）时"},  # noqa: E501
@@ -199,7 +199,7 @@ def note(data: dict, topic: str, lang: str) -> str:
         parts = []
         for n in names:
             r = c["results"].get(n, {"outcome": "not run"})
-            if r["outcome"] == "passed":
+            if r["outcome"] in ("passed", "not run"):  # "not run" is unknown, not a difference
                 continue
             text = (_w("with", lang).format(set=TITLE[n][lang], versions=_versions(data, n))
                     + _w("colon", lang) + OUTCOME[r["outcome"]][lang])
