@@ -315,11 +315,14 @@ def main(argv: list[str]) -> int:
         base = (args.sets or ["pinned"])[0]
         found = bisect(base, args.tests or [], dist, listed.split(","), args.workers)
         print(json.dumps(found["changes"], indent=1))
-        data.setdefault("bisections", [])
-        data["bisections"] = [b for b in data["bisections"]
-                              if (b["base"], b["dist"], b["tests"]) != (base, dist, found["tests"])]
-        data["bisections"].append(found)
-        save_data(data)
+        with open(ROOT / ".cache" / "grid.lock", "w") as lock:  # another grid run may be saving
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = load_data()
+            data.setdefault("bisections", [])
+            data["bisections"] = [b for b in data["bisections"] if (b["base"], b["dist"], b["tests"])
+                                  != (base, dist, found["tests"])]
+            data["bisections"].append(found)
+            save_data(data)
         grid_render.write(data)
         return 0
     claims = claim_tests()

@@ -96,9 +96,9 @@ WORDS = {
     },
     "with": {"en": "With {set} ({versions})", "vi": "Với {set} ({versions})",
              "zh": "使用 {set}（{versions}）时"},  # noqa: E501
-    "changed": {"en": "changed in {dist} {version} (was {before} up to {last})",
-                "vi": "thay đổi từ {dist} {version} ({before} đến hết {last})",
-                "zh": "自 {dist} {version} 起改变（{last} 及以前为{before}）"},  # noqa: E501
+    "changed": {"en": "changed between {dist} {last} ({before}) and {version}",
+                "vi": "thay đổi giữa {dist} {last} ({before}) và {version}",
+                "zh": "在 {dist} {last}（{before}）与 {version} 之间发生变化"},  # noqa: E501
     "sep": {"en": "; ", "vi": "; ", "zh": "；"},
     "comma": {"en": ", ", "vi": ", ", "zh": "，"},
     "colon": {"en": ": ", "vi": ": ", "zh": "："},
