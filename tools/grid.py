@@ -319,8 +319,9 @@ def main(argv: list[str]) -> int:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = load_data()
             data.setdefault("bisections", [])
-            data["bisections"] = [b for b in data["bisections"] if (b["base"], b["dist"], b["tests"])
-                                  != (base, dist, found["tests"])]
+            same = (base, dist, found["tests"])
+            data["bisections"] = [b for b in data["bisections"]
+                                  if (b["base"], b["dist"], b["tests"]) != same]
             data["bisections"].append(found)
             save_data(data)
         grid_render.write(data)
