@@ -157,13 +157,13 @@ def grid_page(data: dict, lang: str) -> str:
         by_page.setdefault(c["page"], []).append(c)
     for page, claims in by_page.items():
         topic = page.removeprefix("docs/").removesuffix(".md")
-        out += [f"**[{topic}]({topic}.md)**", "",
+        out += [f"**[`{topic}`]({topic}.md)**", "",
                 f"| {_w('section', lang)} | {_w('test', lang)} | "
                 + " | ".join(TITLE[n][lang] for n in names) + " |",
                 "|---|---|" + "---|" * len(names)]
         for c in claims:
             cells = [ABBR[c["results"].get(n, {"outcome": "not run"})["outcome"]] for n in names]
-            section = f"[#{c['section']}]({topic}.md#{c['section']})" if c["section"] else ""
+            section = f"[`#{c['section']}`]({topic}.md#{c['section']})" if c["section"] else ""
             out.append(f"| {section} | `{c['test'].split('::')[1]}` | " + " | ".join(cells) + " |")
         out.append("")
     out += [f"**{_w('reasons', lang)}**", ""]
@@ -212,7 +212,7 @@ def note(data: dict, topic: str, lang: str) -> str:
             parts.append(_w("changed", lang).format(
                 dist=ch["dist"], version=ch["changed_in"], last=ch["last_before"],
                 before=OUTCOME[ch["before"]][lang]))
-        section = f" ([#{c['section']}](#{c['section']}))" if c["section"] else ""
+        section = f" ([`#{c['section']}`](#{c['section']}))" if c["section"] else ""
         items.append(f"- `{c['test'].split('::')[1]}`{section}{_w('colon', lang)}"
                      + _w("sep", lang).join(parts))
     if not items:
