@@ -442,8 +442,11 @@ def not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> str
                     if conf.is_file():
                         named += re.findall(r"^worker_class\s*=\s*['\"]([\w.:-]+)['\"]",
                                             conf.read_text("utf-8"), re.M)
+            import gunicorn.workers  # the pinned Gunicorn, in the test environment
+
             for worker in named:
-                if "." not in worker and worker not in _worker_classes(reader):
+                if ("." not in worker and worker in gunicorn.workers.SUPPORTED_WORKERS
+                        and worker not in _worker_classes(reader)):
                     return f"{release} has no {worker} worker class"
     return None
 
