@@ -34,6 +34,7 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -143,6 +144,7 @@ QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
 MAINTAINER_COMMANDS = frozenset({
     "concurrency/measure.sh",
     "load_testing/sweep.sh",
+    "versions/grid.sh", "versions/bisect.sh", "versions/check.sh", "versions/canary.sh",
 })
 _REQUIREMENTS_FILE = re.compile(r"[\w-]+/requirements[\w.-]*\.txt")
 
@@ -223,6 +225,54 @@ def uv_binary() -> str:
                        "(run the suite with `python3 -m uv run --frozen pytest`)")
 
 
+#: A version set of the grid (``python -m tools grid``): a JSON object ``{"name": "version"}``
+#: that every reader environment installs on top of its page's requirements (uv ``--override``).
+VERSION_OVERRIDES_VAR = "HANDBOOK_VERSION_OVERRIDES"
+
+
+def version_overrides() -> dict[str, str]:
+    """The versions the grid's current set puts over every page's pins (empty: the pinned set).
+
+    Read from ``$HANDBOOK_VERSION_OVERRIDES`` (a JSON object of distribution name to exact
+    version); the pages' requirements files stay as the reader sees them, uv installs these
+    versions instead, and the environment's cache key includes them."""
+    raw = os.environ.get(VERSION_OVERRIDES_VAR, "").strip()
+    if not raw:
+        return {}
+    try:
+        found = json.loads(raw)
+    except ValueError as e:
+        raise HarnessError(f"${VERSION_OVERRIDES_VAR} is not JSON: {e}") from None
+    if not isinstance(found, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[\w.!+-]+", v)
+            for k, v in found.items()):
+        raise HarnessError(f"${VERSION_OVERRIDES_VAR} must map names to exact versions: {raw}")
+    return dict(sorted(found.items()))
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _override_lines(files: tuple[Path, ...]) -> str:
+    """The uv ``--override`` file for these requirements: each overridden distribution at its
+    set's version, with the extras the requirements ask for (an override replaces the whole
+    requirement, so ``uvicorn==X`` alone would drop ``uvicorn[standard]``'s extras)."""
+    overrides = version_overrides()
+    extras: dict[str, set[str]] = {}
+    for f in files:
+        for line in f.read_text("utf-8").splitlines():
+            m = re.match(r"\s*([\w.-]+)\[([\w,\s-]+)\]", line)
+            if m:
+                extras.setdefault(_normalise(m[1]), set()).update(
+                    e.strip() for e in m[2].split(",") if e.strip())
+    lines = []
+    for name, version in overrides.items():
+        wanted = sorted(extras.get(_normalise(name), ()))
+        lines.append(f"{name}{'[' + ','.join(wanted) + ']' if wanted else ''}=={version}\n")
+    return "".join(lines)
+
+
 _READER_ENVS: dict[tuple, ReaderEnv] = {}
 #: pip compiles bytecode when it installs, uv does not unless asked: without it every process
 #: compiles each module it imports (Python may run with -B and never cache it), which made each
@@ -242,10 +292,13 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
     refs = requirements if requirements is not None else page_requirements(topic)
     files = tuple(Path(r) if isinstance(r, Path) else snippet(r).path for r in refs)
     page = f"docs/{topic}.md"
-    key = (page, files)
+    override_lines = _override_lines(files)
+    key = (page, files, override_lines)
     if key in _READER_ENVS:
         return _READER_ENVS[key]
     digest = hashlib.sha256((sys.version + " ".join(_INSTALL_FLAGS)).encode())
+    if override_lines:
+        digest.update(b"overrides\0" + override_lines.encode())
     for f in files:
         if not f.is_file():
             raise HarnessError(f"{page}: requirements file {_rel(f)} does not exist")
@@ -262,9 +315,14 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
         if not done.is_file():
             shutil.rmtree(path, ignore_errors=True)
             uv = uv_binary()
+            override_args = []
+            if override_lines:
+                override_file = path.with_suffix(".overrides.txt")
+                override_file.write_text(override_lines)
+                override_args = ["--override", str(override_file)]
             steps = [[uv, "venv", "--quiet", "--python", sys.executable, str(path)],
                      [uv, "pip", "install", *_INSTALL_FLAGS, "--python", str(path / "bin" / "python"),
-                      *[a for f in files for a in ("-r", str(f))]]]
+                      *[a for f in files for a in ("-r", str(f))], *override_args]]
             for cmd in steps:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                                    env={**os.environ, "VIRTUAL_ENV": str(path)})
@@ -300,11 +358,14 @@ def requirement_pins(ref: str | Path) -> dict[str, str]:
 
 def check_reader_env(topic: str, shows: list[str]) -> dict[str, str]:
     """The page ``docs/<topic>.md`` shows exactly the requirements files ``shows``, and its
-    reader environment holds exactly the versions they pin; return those pins."""
+    reader environment holds exactly the versions they pin (or, in a run of the version grid,
+    the versions of its set: :func:`version_overrides`); return those pins."""
     env = reader_env(topic)
     shown = [_rel(f).removeprefix("snippets/") for f in env.requirements]
     assert shown == shows, f"docs/{topic}.md shows the requirements {shown}, not {shows}"
     pins = {name: version for f in env.requirements for name, version in requirement_pins(f).items()}
+    overrides = {_normalise(n): v for n, v in version_overrides().items()}
+    pins = {name: overrides.get(_normalise(name), version) for name, version in pins.items()}
     installed = {name: env.version(name) for name in pins}
     wrong = {name: (pinned, installed[name]) for name, pinned in pins.items()
              if installed[name] != pinned}
@@ -325,6 +386,92 @@ def install_as_the_reader(install: str, folder: Path, log_dir: Path) -> dict[str
                             capture_output=True, text=True, timeout=60).stdout
     return {re.sub(r"[-_.]+", "-", name).lower(): version for name, _, version in
             (line.partition("==") for line in freeze.splitlines() if "==" in line)}
+
+
+#: The commands whose options and worker classes a version set's release may lack.
+_CHECKED_PROGRAMS = ("gunicorn", "gunicornc", "uvicorn")
+_HELP: dict[tuple[str, str], str] = {}
+
+
+def _help_of(binary: Path | str, env_path: str = "") -> str:
+    key = (str(binary), env_path)
+    if key not in _HELP:
+        r = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=120)
+        _HELP[key] = r.stdout + r.stderr
+    return _HELP[key]
+
+
+def _worker_classes(reader: ReaderEnv) -> set[str]:
+    key = (str(reader.python), "workers")
+    if key not in _HELP:
+        r = subprocess.run([str(reader.python), "-c", "import gunicorn.workers as w; "
+                            "print(' '.join(w.SUPPORTED_WORKERS))"],
+                           capture_output=True, text=True, timeout=120)
+        _HELP[key] = r.stdout
+    return set(_HELP[key].split())
+
+
+def not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> str | None:
+    """In a run of the version grid, why this command cannot apply to the set's releases: it
+    runs a program, passes an option or names a Gunicorn worker class that the pinned release
+    has and the set's release lacks (read from ``--help`` and Gunicorn's worker table). None
+    on the pinned set, and whenever the release has everything the command uses."""
+    if reader is None or not version_overrides():
+        return None
+    pinned_bin = Path(sys.executable).parent
+    text = re.sub(r"\\\n", " ", command)
+    for segment in re.split(r"\n|&&|\|\||;|\|", text):
+        words = segment.split()
+        while words and re.fullmatch(r"\w+=\S*", words[0]):
+            words.pop(0)
+        if not words or words[0] not in _CHECKED_PROGRAMS:
+            continue
+        prog = words[0]
+        dist = "uvicorn" if prog == "uvicorn" else "gunicorn"
+        release = f"{dist} {reader.version(dist)}"
+        if not (reader.bin / prog).exists():
+            return f"{release} has no {prog} command"
+        if not (pinned_bin / prog).exists():
+            continue
+        pinned_help = _help_of(pinned_bin / prog)
+        help_ = _help_of(reader.bin / prog, str(reader.path))
+        for option in dict.fromkeys(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", segment)):
+            known = re.compile(rf"(?<![\w-]){re.escape(option)}(?![\w-])")
+            if known.search(pinned_help) and not known.search(help_):
+                return f"{release} has no {option} option"
+        if prog == "gunicorn":
+            named = re.findall(r"(?:-k|--worker-class)[ =]+['\"]?([\w.:-]+)", segment)
+            for flag in ("-c", "--config"):
+                if flag in words[:-1]:
+                    conf = snip.folder / words[words.index(flag) + 1]
+                    if conf.is_file():
+                        named += re.findall(r"^worker_class\s*=\s*['\"]([\w.:-]+)['\"]",
+                                            conf.read_text("utf-8"), re.M)
+            import gunicorn.workers  # the pinned Gunicorn, in the test environment
+
+            for worker in named:
+                if ("." not in worker and worker in gunicorn.workers.SUPPORTED_WORKERS
+                        and worker not in _worker_classes(reader)):
+                    return f"{release} has no {worker} worker class"
+    return None
+
+
+def only_on_the_pinned_set(what: str) -> None:
+    """For a claim about the pinned files themselves (what a requirements file pins, what a
+    committed reference was generated from): in a grid run of another version set, the test
+    skips as "not applicable", saying ``what`` it is about."""
+    if version_overrides():
+        import pytest
+
+        pytest.skip(f"not applicable: {what}, whatever the version set")
+
+
+def _skip_if_not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> None:
+    reason = not_applicable(command, snip, reader)
+    if reason:
+        import pytest
+
+        pytest.skip(f"not applicable: {reason} ({snip.rel})")
 
 
 def reader_env_of(snip: Snippet, requirements: list[str | Path] | None = None) -> ReaderEnv | None:
@@ -505,6 +652,7 @@ def run(
     reader = reader_env_of(snip, requirements)
     ports = ports if ports is not None else (server.ports if server else {})
     command = rewrite(command_of(snip), ports)
+    _skip_if_not_applicable(command, snip, reader)
     cwd = cwd or snip.folder
     log_dir = log_dir or (server.log_path.parent if server else Path("/tmp/handbook-logs"))
     log_path = log_dir / f"cmd-{snip.path.stem}-{os.getpid()}-{time.monotonic_ns()}.log"
@@ -764,6 +912,7 @@ def start(
     reader = reader_env_of(snip, requirements)
     ports = ports or port_map()
     command = rewrite(command_of(snip), ports)
+    _skip_if_not_applicable(command, snip, reader)
     cwd = cwd or snip.folder
     log_path = log_dir / f"server-{snip.path.stem}-{time.monotonic_ns()}.log"
     env = dict(env or {})

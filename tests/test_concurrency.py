@@ -658,5 +658,6 @@ def test_one_client_per_worker_reuses_its_connections(upstream: CountingUpstream
 def test_requirements_pin_what_the_page_runs() -> None:
     """The page's requirements (the quick start's, plus httpx for the shared client) pin every
     package with ==; the environment its commands run in is built from that file alone."""
+    harness.only_on_the_pinned_set("it checks what the page's requirements file pins")
     pins = harness.check_reader_env("concurrency", shows=["concurrency/requirements.txt"])
     assert pins == {**harness.requirement_pins("quickstart/requirements.txt"), "httpx": "0.28.1"}

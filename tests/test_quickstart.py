@@ -62,6 +62,7 @@ def test_parent_replaces_a_worker_that_dies(command: str, log_dir: Path) -> None
 def test_requirements_pin_the_verified_versions() -> None:
     """requirements.txt pins exactly the versions the whole suite runs with (uv.lock), plus the
     FastAPI CLI for `fastapi run`; the environment built from it alone holds those versions."""
+    harness.only_on_the_pinned_set("it checks the pinned requirements file against uv.lock")
     pins = dict(
         re.match(r"([\w-]+)(?:\[[\w,]+\])?==(\S+)", line).groups()
         for line in harness.snippet("quickstart/requirements.txt").text.splitlines()
@@ -74,6 +75,7 @@ def test_requirements_pin_the_verified_versions() -> None:
 
 def test_install_command_installs_the_requirements(log_dir: Path) -> None:
     """The install command works in a fresh virtual environment (pip, from the package index)."""
+    harness.only_on_the_pinned_set("it installs the pinned requirements file with pip")
     venv = log_dir / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", str(venv)],
