@@ -129,8 +129,9 @@ def test_await_lets_other_requests_run(measured: dict) -> None:
     awaiting, blocking = measured["io"]["/io/await"], measured["io"]["/io/blocking"]
     assert len(awaiting.answers) == IO_REQUESTS and ran_together(awaiting.answers)
     assert awaiting.wall * 2 <= blocking.wall, (awaiting.wall, blocking.wall)
-    # The event loop stayed free: /ping answered well within one wait.
-    assert awaiting.ping and awaiting.ping_median * 3 < IO_SECONDS
+    # The event loop stayed free: /ping answered far sooner than beside blocking waits.
+    assert awaiting.ping and awaiting.ping_median * 3 < blocking.ping_median, (
+        awaiting.ping_median, blocking.ping_median)
 
 
 def test_blocking_call_in_async_def_stalls_the_worker(measured: dict) -> None:
@@ -152,7 +153,8 @@ def test_def_endpoint_runs_in_the_thread_pool(measured: dict) -> None:
     in_threads, blocking = measured["io"]["/io/def"], measured["io"]["/io/blocking"]
     assert len(in_threads.answers) == IO_REQUESTS and ran_together(in_threads.answers)
     assert in_threads.wall * 2 <= blocking.wall, (in_threads.wall, blocking.wall)
-    assert in_threads.ping_median * 3 < IO_SECONDS
+    assert in_threads.ping_median * 3 < blocking.ping_median, (
+        in_threads.ping_median, blocking.ping_median)
 
 
 def test_ruff_flags_the_blocking_call() -> None:
@@ -247,7 +249,9 @@ def test_gather_runs_independent_calls_at_once(gather_server: harness.Server) ->
     gathered, t_gather = timed_get(gather_server, "/gather?seconds=1")
     assert sequential.json() == gathered.json() == ["a", "b", "c"]  # results keep their order
     assert t_seq >= 3  # three waits in a row: a hard lower bound
-    assert t_gather * 2 <= t_seq, (t_gather, t_seq)
+    # Both are one request: their overheads match, so the 2 s of waits that gather overlaps
+    # show as the difference, however loaded the machine (at least 1.5 s of the 2 s).
+    assert t_seq - t_gather >= 1.5, (t_gather, t_seq)
 
 
 def test_gather_failure_leaves_the_other_calls_running(gather_server: harness.Server) -> None:
