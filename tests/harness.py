@@ -10,8 +10,8 @@ rewrite (see :func:`rewrite`):
 Everything else, including environment variables set on the page, runs as shown.
 The environment around it is isolated, not rewritten: variables that would configure
 a server behind the page's back (``GUNICORN_CMD_ARGS``, ``WEB_CONCURRENCY``, ``PORT``,
-``FORWARDED_ALLOW_IPS``, ``UVICORN_*``) are removed, and each server gets its own ``XDG_RUNTIME_DIR``
-(Gunicorn's control socket lives there).
+``FORWARDED_ALLOW_IPS``, ``UVICORN_*``) are removed, and each server gets its own
+``XDG_RUNTIME_DIR`` (Gunicorn's control socket lives there).
 
 A :class:`Server` is started in its own session (so in its own process group),
 waited for with a bounded deadline, logged to a file, and stopped the way a
@@ -53,7 +53,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tools import snippets as addresses
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # a maintainer script's import
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import snippets as addresses  # noqa: E402  (the one snippet-address parser)
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = ROOT / "snippets"
@@ -320,9 +322,19 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
                 override_file = path.with_suffix(".overrides.txt")
                 override_file.write_text(override_lines)
                 override_args = ["--override", str(override_file)]
-            steps = [[uv, "venv", "--quiet", "--python", sys.executable, str(path)],
-                     [uv, "pip", "install", *_INSTALL_FLAGS, "--python", str(path / "bin" / "python"),
-                      *[a for f in files for a in ("-r", str(f))], *override_args]]
+            steps = [
+                [uv, "venv", "--quiet", "--python", sys.executable, str(path)],
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    *_INSTALL_FLAGS,
+                    "--python",
+                    str(path / "bin" / "python"),
+                    *[a for f in files for a in ("-r", str(f))],
+                    *override_args,
+                ],
+            ]
             for cmd in steps:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                                    env={**os.environ, "VIRTUAL_ENV": str(path)})
@@ -363,7 +375,9 @@ def check_reader_env(topic: str, shows: list[str]) -> dict[str, str]:
     env = reader_env(topic)
     shown = [_rel(f).removeprefix("snippets/") for f in env.requirements]
     assert shown == shows, f"docs/{topic}.md shows the requirements {shown}, not {shows}"
-    pins = {name: version for f in env.requirements for name, version in requirement_pins(f).items()}
+    pins = {
+        name: version for f in env.requirements for name, version in requirement_pins(f).items()
+    }
     overrides = {_normalise(n): v for n, v in version_overrides().items()}
     pins = {name: overrides.get(_normalise(name), version) for name, version in pins.items()}
     installed = {name: env.version(name) for name in pins}
@@ -756,8 +770,11 @@ class Server:
 
     def fail(self, what: str) -> HarnessError:
         rc = self.proc.poll()
-        return HarnessError(_report(self.snippet, self.command, self.cwd, what, rc, self.log_path, None,
-                                    self.reader))
+        return HarnessError(
+            _report(
+                self.snippet, self.command, self.cwd, what, rc, self.log_path, None, self.reader
+            )
+        )
 
     def processes(self) -> list[psutil.Process]:
         return group_members(self.proc.pid)
@@ -772,7 +789,9 @@ class Server:
         while proc.name() in ("bash", "sh"):
             children = proc.children()
             if len(children) != 1:
-                raise self.fail(f"cannot tell the server process from {len(children)} children of the shell")
+                raise self.fail(
+                    f"cannot tell the server process from {len(children)} children of the shell"
+                )
             proc = children[0]
         return proc
 
@@ -839,7 +858,9 @@ class Server:
     def send_signal(self, sig: int) -> None:
         os.kill(self.main_process().pid, sig)
 
-    def stop(self, timeout: float = 40, expect_clean: bool = True, sig: int = signal.SIGTERM) -> int:
+    def stop(
+        self, timeout: float = 40, expect_clean: bool = True, sig: int = signal.SIGTERM
+    ) -> int:
         """SIGTERM the server process, wait (bounded) for its whole group, then SIGKILL the group.
 
         With ``expect_clean``, fail unless it exited 0 on its own and left no process behind.
@@ -858,7 +879,9 @@ class Server:
         if rc is None:
             rc = self.proc.wait(timeout=5)
             if expect_clean:
-                raise self.fail(f"did not exit within {timeout}s of {signal.Signals(sig).name}; killed")
+                raise self.fail(
+                    f"did not exit within {timeout}s of {signal.Signals(sig).name}; killed"
+                )
         runtime = self.env.get("XDG_RUNTIME_DIR", "")
         if runtime.startswith("/tmp/hb-run-"):
             shutil.rmtree(runtime, ignore_errors=True)
@@ -1125,10 +1148,13 @@ def ensure_debian_packages(binary: str, packages: list[str], timeout: float = 60
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
             except (OSError, subprocess.TimeoutExpired) as exc:
-                raise HarnessError(f"cannot install {packages} for {binary!r}: {' '.join(cmd)}: {exc}") from None
+                raise HarnessError(
+                    f"cannot install {packages} for {binary!r}: {' '.join(cmd)}: {exc}"
+                ) from None
             if r.returncode != 0:
                 raise HarnessError(
-                    f"cannot install {packages} for {binary!r}: {' '.join(cmd)} exited {r.returncode}\n"
+                    f"cannot install {packages} for {binary!r}: {' '.join(cmd)} "
+                    f"exited {r.returncode}\n"
                     + _indent("\n".join((r.stdout + r.stderr).splitlines()[-20:]))
                 )
     found = shutil.which(binary)
@@ -1192,7 +1218,9 @@ class Nginx:
     def check(self) -> Result:
         """``nginx -t`` on the configuration; fails with nginx's own message."""
         command = f"{NGINX} -t -p {self.prefix} -c {self.conf} -e {self.prefix}/error.log"
-        r = subprocess.run(command.split(), capture_output=True, text=True, timeout=60, env=base_env())
+        r = subprocess.run(
+            command.split(), capture_output=True, text=True, timeout=60, env=base_env()
+        )
         result = Result(command, r.returncode, r.stdout + r.stderr)
         if r.returncode != 0:
             raise HarnessError(f"{command}: exit code {r.returncode}\n{_indent(result.output)}\n"
@@ -1228,7 +1256,9 @@ def nginx_config(refs: list[str], upstream: dict[int, int] | None, prefix: Path,
         for public, private in ports.items():
             text = re.sub(rf"\blisten\s+{public}\b", f"listen {HOST}:{private}", text)
         if upstream is not None:
-            text = re.sub(r"\bserver\s+127\.0\.0\.1:8000\b", f"server {HOST}:{upstream[8000]}", text)
+            text = re.sub(
+                r"\bserver\s+127\.0\.0\.1:8000\b", f"server {HOST}:{upstream[8000]}", text
+            )
             text = text.replace(f"unix:{UNIX_SOCKET}", f"unix:{unix_socket(upstream)}")
         for old, new in (test_only or {}).items():
             found.update({old} if old in text else set())
@@ -1264,7 +1294,9 @@ def nginx(refs: list[str], *, log_dir: Path, upstream: dict[int, int] | None = N
     if certificate:
         run(certificate, cwd=site.prefix, log_dir=site.prefix)
     site.check()
-    command = f"exec {NGINX} -p {site.prefix} -c {site.conf} -e {site.prefix}/error.log -g 'daemon off;'"
+    command = (
+        f"exec {NGINX} -p {site.prefix} -c {site.conf} -e {site.prefix}/error.log -g 'daemon off;'"
+    )
     site.proc = spawn(command, site.prefix, base_env(), site.prefix / "nginx.out")
     # The HTTPS port, or port 80 for a configuration that listens only on plain HTTP.
     text = "".join(p.read_text() for p in site.prefix.glob("[0-9]*-*") if p.is_file())

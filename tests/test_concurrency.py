@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio.to_thread
-import harness
 import httpx
 import pytest
+
+import harness
 
 sys.path.insert(0, str(harness.SNIPPETS / "concurrency"))
 import measure  # noqa: E402  (snippets/concurrency/measure.py: the page's measuring code)

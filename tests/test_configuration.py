@@ -73,7 +73,8 @@ def handshake(
     version: ssl.TLSVersion,
     cipher: str | None = None,
 ) -> str:
-    """Connect with a client that speaks only ``version`` (and ``cipher``); return what was agreed."""
+    """Connect with a client that speaks only ``version`` (and ``cipher``); return what was
+    agreed."""
     context = trusting(ca)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.1 is deprecated in Python
@@ -134,8 +135,12 @@ def test_three_ways_give_the_same_server(way: tuple[str, tuple[str, ...]], tmp_p
 def test_command_line_beats_env_beats_config_file(tmp_path: Path) -> None:
     """File: 2 workers on 8000; GUNICORN_CMD_ARGS: 4 on 8080; command line: 3 -> 3 on 8080."""
     ports = harness.port_map()
-    folder = project(tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports)
-    with harness.serving("configuration/precedence.sh", log_dir=tmp_path, cwd=folder, ports=ports) as server:
+    folder = project(
+        tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports
+    )
+    with harness.serving(
+        "configuration/precedence.sh", log_dir=tmp_path, cwd=folder, ports=ports
+    ) as server:
         assert server.port == ports[8080]
         assert len(server.wait_for_workers(3)) == 3, "--workers=3 on the command line wins"
         assert server.get("/").status_code == 200, "the env var's bind replaced the file's"
@@ -147,7 +152,9 @@ def test_command_line_beats_env_beats_config_file(tmp_path: Path) -> None:
 def test_print_config_shows_the_merged_settings(tmp_path: Path) -> None:
     """--print-config: the file beats WEB_CONCURRENCY; GUNICORN_CMD_ARGS beats the file."""
     ports = harness.port_map()
-    folder = project(tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports)
+    folder = project(
+        tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports
+    )
     from_file = {
         "accesslog": "None",
         "bind": f"['127.0.0.1:{ports[8000]}']",
@@ -156,17 +163,25 @@ def test_print_config_shows_the_merged_settings(tmp_path: Path) -> None:
     }
     for env, expected in [
         ({"WEB_CONCURRENCY": "5"}, from_file),
-        ({"WEB_CONCURRENCY": "5", "GUNICORN_CMD_ARGS": "--workers=4"}, {**from_file, "workers": "4"}),
+        (
+            {"WEB_CONCURRENCY": "5", "GUNICORN_CMD_ARGS": "--workers=4"},
+            {**from_file, "workers": "4"},
+        ),
     ]:
         result = harness.run(
-            "configuration/print_config.sh:resolved", cwd=folder, ports=ports, log_dir=tmp_path, env=env
+            "configuration/print_config.sh:resolved",
+            cwd=folder,
+            ports=ports,
+            log_dir=tmp_path,
+            env=env,
         )
         settings = dict(re.findall(r"^(\w+)\s+= (.*)$", result.output, re.M))
         assert settings == expected, (env, result.output)
 
 
 @pytest.mark.parametrize(
-    "command", ["configuration/web_concurrency.sh:gunicorn", "configuration/web_concurrency.sh:uvicorn"]
+    "command",
+    ["configuration/web_concurrency.sh:gunicorn", "configuration/web_concurrency.sh:uvicorn"],
 )
 def test_web_concurrency_sets_the_default_worker_count(command: str, tmp_path: Path) -> None:
     folder = project(tmp_path, "configuration/main.py")
@@ -177,8 +192,12 @@ def test_web_concurrency_sets_the_default_worker_count(command: str, tmp_path: P
 def test_port_env_var_changes_the_default_bind_to_every_interface(tmp_path: Path) -> None:
     folder = project(tmp_path, "configuration/main.py")
     ports = harness.port_map()
-    result = harness.run("configuration/print_config.sh:port", cwd=folder, ports=ports, log_dir=tmp_path)
-    assert re.search(rf"^bind\s+= \['0\.0\.0\.0:{ports[8000]}'\]$", result.output, re.M), result.output
+    result = harness.run(
+        "configuration/print_config.sh:port", cwd=folder, ports=ports, log_dir=tmp_path
+    )
+    assert re.search(rf"^bind\s+= \['0\.0\.0\.0:{ports[8000]}'\]$", result.output, re.M), (
+        result.output
+    )
 
 
 # --------------------------------------------------------------------------- the reviewed line
@@ -197,7 +216,9 @@ def test_reviewed_line_never_serves_with_the_uvicorn_worker(tmp_path: Path, ca: 
         log = server.log()
         assert "Warning: option `ssl_version` is deprecated and it is ignored" in log
         assert "ctx = ssl.SSLContext(ssl_version)" in log, "the crash is in uvicorn's SSL setup"
-        assert len(re.findall(r"Booting worker with pid", log)) > 3, "the master keeps replacing them"
+        assert len(re.findall(r"Booting worker with pid", log)) > 3, (
+            "the master keeps replacing them"
+        )
         assert not server.ready_worker_pids()
         with pytest.raises(httpx.TransportError):
             httpx.get(server.url("/"), verify=trusting(ca), timeout=1)
@@ -314,7 +335,9 @@ def test_corrected_line_serves_https_that_clients_verify(tmp_path: Path, ca: tru
         server.wait_for_workers(3)
         ok = harness.run("configuration/check_https.sh:verified", server=server, cwd=folder)
         assert re.fullmatch(r'\{"pid":\d+,"scheme":"https"\}', ok.output.strip()), ok.output
-        bad = harness.run("configuration/check_https.sh:unverified", server=server, cwd=folder, check=False)
+        bad = harness.run(
+            "configuration/check_https.sh:unverified", server=server, cwd=folder, check=False
+        )
         assert bad.returncode == 60, bad.output  # curl: peer certificate cannot be authenticated
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.get(server.url("/"), timeout=10)  # the system's CAs do not know this one
@@ -331,17 +354,26 @@ def test_corrected_line_serves_https_that_clients_verify(tmp_path: Path, ca: tru
 def test_ciphers_limit_tls12_only(tmp_path: Path, ca: trustme.CA) -> None:
     folder = add_tls(project(tmp_path, "configuration/main.py"), ca)
     with harness.serving(
-        "configuration/tls.sh:ciphers", log_dir=tmp_path, cwd=folder, scheme="https", verify=trusting(ca),
+        "configuration/tls.sh:ciphers",
+        log_dir=tmp_path,
+        cwd=folder,
+        scheme="https",
+        verify=trusting(ca),
     ) as server:
         server.wait_for_workers(1)
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_2, LISTED_CIPHER) == "TLSv1.2"
         assert refused(server.port, ca, ssl.TLSVersion.TLSv1_2, UNLISTED_CIPHER)
-        assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3", "1.3 suites are separate"
+        assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3", (
+            "1.3 suites are separate"
+        )
 
 
 @pytest.mark.parametrize(
     ("command", "tls12_refused"),
-    [("configuration/tls.sh:tls13-asgi", True), ("configuration/tls.sh:tls13-uvicorn-worker", False)],
+    [
+        ("configuration/tls.sh:tls13-asgi", True),
+        ("configuration/tls.sh:tls13-uvicorn-worker", False),
+    ],
 )
 def test_ssl_context_hook_sets_the_minimum_tls_version(
     command: str, tls12_refused: bool, tmp_path: Path, ca: trustme.CA
@@ -362,7 +394,9 @@ def test_ssl_context_hook_sets_the_minimum_tls_version(
 
 def test_access_log_format_applies_to_the_asgi_worker_only(tmp_path: Path) -> None:
     folder = project(tmp_path, "configuration/main.py")
-    with harness.serving("configuration/access_log.sh:asgi", log_dir=tmp_path, cwd=folder) as server:
+    with harness.serving(
+        "configuration/access_log.sh:asgi", log_dir=tmp_path, cwd=folder
+    ) as server:
         server.wait_for_workers(1)
         server.get("/?probe=1")
         server.wait_for_log(r'127\.0\.0\.1 "GET /\?probe=1 HTTP/1\.1" 200 \d+ \d+ms')
@@ -370,13 +404,17 @@ def test_access_log_format_applies_to_the_asgi_worker_only(tmp_path: Path) -> No
     with harness.serving(uvicorn_worker, log_dir=tmp_path, cwd=folder) as server:
         server.wait_for_workers(1)
         server.get("/?probe=2")
-        server.wait_for_log(r'127\.0\.0\.1:\d+ - "GET /\?probe=2 HTTP/1\.1" 200')  # uvicorn's format
+        server.wait_for_log(
+            r'127\.0\.0\.1:\d+ - "GET /\?probe=2 HTTP/1\.1" 200'
+        )  # uvicorn's format
         assert not re.search(r"\d+ms", server.log()), "--access-logformat was not used"
 
 
 def test_log_file_in_a_missing_folder_stops_the_server(tmp_path: Path) -> None:
     folder = project(tmp_path, "configuration/main.py")
-    result = harness.run("configuration/log_files.sh", cwd=folder, log_dir=tmp_path, check=False, timeout=60)
+    result = harness.run(
+        "configuration/log_files.sh", cwd=folder, log_dir=tmp_path, check=False, timeout=60
+    )
     assert result.returncode == 1, result.output
     assert re.search(r"'log/(access|error)\.log' isn't writable", result.output), result.output
 
@@ -388,7 +426,9 @@ def test_check_config_passes_a_good_config(tmp_path: Path) -> None:
     """Exit 0, no output, and nothing bound: the check passes while another process holds the
     configured port (a real start would fail to bind it)."""
     ports = harness.port_map()
-    folder = project(tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports)
+    folder = project(
+        tmp_path, "configuration/main.py", "configuration/gunicorn.conf.py", ports=ports
+    )
     with socket.create_server((harness.HOST, ports[8000])):  # the port gunicorn.conf.py binds
         result = harness.run("configuration/check_config.sh:ok", cwd=folder, ports=ports,
                              log_dir=tmp_path)
@@ -404,7 +444,9 @@ def test_check_config_passes_a_good_config(tmp_path: Path) -> None:
          "argument -w/--workers: invalid int value: 'three'"),
     ],
 )
-def test_check_config_fails_a_broken_config(command: str, code: int, message: str, tmp_path: Path) -> None:
+def test_check_config_fails_a_broken_config(
+    command: str, code: int, message: str, tmp_path: Path
+) -> None:
     folder = project(tmp_path, "configuration/main.py")
     result = harness.run(command, cwd=folder, log_dir=tmp_path, check=False)
     assert result.returncode == code, result.output
@@ -414,9 +456,13 @@ def test_check_config_fails_a_broken_config(command: str, code: int, message: st
 def test_check_config_misses_files_the_server_needs(tmp_path: Path) -> None:
     """No tls/ and no log/: --check-config exits 0, the real start exits 1."""
     folder = project(tmp_path, "configuration/main.py")
-    result = harness.run("configuration/check_config.sh:missing-files", cwd=folder, log_dir=tmp_path)
+    result = harness.run(
+        "configuration/check_config.sh:missing-files", cwd=folder, log_dir=tmp_path
+    )
     assert result.returncode == 0, result.output
-    start = harness.run("configuration/corrected_line.sh", cwd=folder, log_dir=tmp_path, check=False)
+    start = harness.run(
+        "configuration/corrected_line.sh", cwd=folder, log_dir=tmp_path, check=False
+    )
     assert start.returncode == 1, start.output
     assert 'certfile "tls/cert.pem" does not exist' in start.output
 

@@ -10,8 +10,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-import harness
 import pytest
+
+import harness
 
 APP = harness.snippet("quickstart/main.py")  # every command below serves main:app from its folder
 SERVERS = {
