@@ -35,6 +35,9 @@ MIB = 2**20
 def serving(ref: str, log_dir: Path):
     """harness.serving, where a lone Uvicorn's exit by the SIGTERM it re-raises counts as clean."""
     with harness.serving(ref, log_dir=log_dir, expect_clean=False) as server:
+        if ref == SERVE["granian"]:  # a TERM while a Granian worker still starts can hang it
+            harness.wait_until(lambda: server.log().count("Started worker-") == 2,
+                               what="both Granian workers started", server=server)
         yield server
         assert server.stop(expect_clean=False) in (0, -signal.SIGTERM), server.log()
 
@@ -90,9 +93,10 @@ def test_no_server_limits_the_body(command: str, log_dir: Path) -> None:
 
 
 #: What each server answers to a request line, a header count and one header over Gunicorn's
-#: defaults (8190 bytes, 100 fields, 8190 bytes). 404 is the app's answer: the server let it in.
+#: defaults (4094 bytes, 100 fields, 8190 bytes). The line is under 8190 bytes, so a default of
+#: 8190 would let it through. 404 is the app's answer: the server let it in.
 OVERSIZED = {
-    "request line of 10,000 bytes": b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "request line of 6,000 bytes": b"GET /" + b"a" * 6_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     "150 header fields": b"GET / HTTP/1.1\r\nHost: x\r\n"
     + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n",
     "one header of 10,000 bytes": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000
