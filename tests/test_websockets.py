@@ -318,6 +318,9 @@ def test_nginx_closes_an_idle_websocket_without_pings(tmp_path: Path) -> None:
         chat = Chat(wss(nginx), ssl=nginx.tls_context())
         harness.wait_until(ws_closed(chat), what="nginx closes the idle WebSocket", timeout=30,
                            describe=lambda: harness.tail(nginx.prefix / "error.log", 5))
+        harness.wait_until(lambda: "upstream timed out" in nginx.log(), timeout=30,
+                           what="nginx logs that its read timeout closed it (not the server)",
+                           describe=lambda: harness.tail(nginx.prefix / "error.log", 5))
 
 
 def test_uvicorn_pings_keep_a_websocket_open_through_nginx(tmp_path: Path) -> None:
@@ -351,6 +354,8 @@ def test_sse_heartbeat_keeps_the_stream_open_through_nginx(heartbeat: str, stays
         else:
             harness.wait_until(closed, what="nginx closes the idle stream", timeout=30)
             assert stream.heartbeats == 0
+            harness.wait_until(lambda: "upstream timed out" in nginx.log(), timeout=30,
+                               what="nginx logs that its read timeout closed it (not the server)")
         stream.close()
 
 
