@@ -232,12 +232,17 @@ def test_slow_headers_hold_a_connection_not_a_worker(command: str, log_dir: Path
 
 def test_granian_closes_slow_headers(log_dir: Path) -> None:
     """Granian closes a connection whose headers are not complete within
-    --http1-header-read-timeout (2000 ms here, 30 s by default) without answering."""
-    with serving(ONE_WORKER["granian"], log_dir=log_dir) as server:
+    --http1-header-read-timeout (2000 ms here) without answering; the same request, opened
+    earlier on a Granian with the default (30 s), is still open then and is answered."""
+    (log_dir / "default").mkdir(exist_ok=True)
+    with serving(SERVE["granian"], log_dir=log_dir / "default") as default, \
+            serving(ONE_WORKER["granian"], log_dir=log_dir) as server:
+        held = harness.HalfSentRequest(default)  # opened first: it has waited longer
         slow = harness.HalfSentRequest(server)
         slow.sock.settimeout(60)
         assert slow.sock.recv(64) == b"", "the connection is closed by the server"
         assert state(server)["in_flight"] == 0
+        assert held.finish() == "answered", "the default timeout is longer than 2 s"
 
 
 @pytest.mark.parametrize("command", ONE_WORKER.values(), ids=["uvicorn", "asgi worker", "granian"])
