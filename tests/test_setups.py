@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -175,6 +176,10 @@ def through_nginx(vm: OnTheVm, path: str = "/") -> int | str:
         return type(exc).__name__
 
 
+#: Another loopback address than nginx's, so the client's address differs from the proxy's.
+CLIENT_ADDRESS = "127.0.0.2"
+
+
 def test_execstart_serves_behind_nginx(tmp_path: Path) -> None:
     """Started as the unit says, Gunicorn tells systemd it is ready (Type=notify), runs the
     unit's WEB_CONCURRENCY workers, listens on 127.0.0.1 only, and answers through nginx:
@@ -186,9 +191,13 @@ def test_execstart_serves_behind_nginx(tmp_path: Path) -> None:
         listening = {c.laddr for c in vm.server.main_process().net_connections(kind="tcp")
                      if c.status == "LISTEN"}
         assert listening == {(harness.HOST, vm.server.port)}, listening
-        with vm.nginx.client() as client:
+        # The client comes from 127.0.0.2, nginx from 127.0.0.1: the app can only see
+        # 127.0.0.2 through nginx's X-Forwarded-For, which Gunicorn trusts from 127.0.0.1.
+        tls = vm.nginx.tls_context()
+        from_elsewhere = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=tls)
+        with vm.nginx.client(transport=from_elsewhere) as client:
             answer = client.get("/").json()
-        assert (answer["client"], answer["scheme"]) == ("127.0.0.1", "https"), answer
+        assert (answer["client"], answer["scheme"]) == (CLIENT_ADDRESS, "https"), answer
         assert answer["url"].startswith("https://"), answer
         assert len(workers) == 2
 

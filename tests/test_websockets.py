@@ -254,8 +254,10 @@ def test_uvicorn_ping_defaults_are_20_seconds(tmp_path: Path) -> None:
     """`uvicorn --help` of the pinned version: a ping every 20 s, 20 s to answer it."""
     helptext = harness.run("websockets/uvicorn_help.sh", log_dir=tmp_path).output
     flat = re.sub(r"\s+", " ", helptext)
-    assert re.search(r"--ws-ping-interval FLOAT .*?\[default: 20\.0\]", flat), flat
-    assert re.search(r"--ws-ping-timeout FLOAT .*?\[default: 20\.0\]", flat), flat
+    for option in ("--ws-ping-interval", "--ws-ping-timeout"):
+        # The default within the option's own entry: its text up to the next "--" option.
+        entry = re.search(rf"{option} FLOAT ((?:(?! --).)*)", flat)
+        assert entry and "[default: 20.0]" in entry[1], (option, flat)
 
 
 @pytest.mark.parametrize("section", ["asgi", "uvicorn-worker"])
@@ -316,6 +318,9 @@ def test_nginx_closes_an_idle_websocket_without_pings(tmp_path: Path) -> None:
         chat = Chat(wss(nginx), ssl=nginx.tls_context())
         harness.wait_until(ws_closed(chat), what="nginx closes the idle WebSocket", timeout=30,
                            describe=lambda: harness.tail(nginx.prefix / "error.log", 5))
+        harness.wait_until(lambda: "upstream timed out" in nginx.log(), timeout=30,
+                           what="nginx logs that its read timeout closed it (not the server)",
+                           describe=lambda: harness.tail(nginx.prefix / "error.log", 5))
 
 
 def test_uvicorn_pings_keep_a_websocket_open_through_nginx(tmp_path: Path) -> None:
@@ -349,6 +354,8 @@ def test_sse_heartbeat_keeps_the_stream_open_through_nginx(heartbeat: str, stays
         else:
             harness.wait_until(closed, what="nginx closes the idle stream", timeout=30)
             assert stream.heartbeats == 0
+            harness.wait_until(lambda: "upstream timed out" in nginx.log(), timeout=30,
+                               what="nginx logs that its read timeout closed it (not the server)")
         stream.close()
 
 
