@@ -210,8 +210,9 @@ def advisory_lock_held(url: str) -> bool:
 
 def test_a_killed_lock_holder_releases_the_advisory_lock(database_url: str, log_dir: Path) -> None:
     """pg_advisory_lock is a session lock: migrate.py killed with SIGKILL while it holds the lock
-    leaves no lock behind once PostgreSQL sees its connection gone, and the next run takes the
-    lock and applies the migrations. The test holds a lock on schema_migrations so that the
+    leaves no lock behind once PostgreSQL sees its connection gone (not before: a session that
+    waits inside the database keeps it until its wait ends), and the next run takes the lock
+    and applies the migrations. The test holds a lock on schema_migrations so that the
     killed run is surely still inside its lock, whatever the machine's speed."""
     entry = harness.command_of(harness.snippet("startup/entrypoint.sh")).splitlines()
     migrate_line = next(line for line in entry if "migrate.py" in line)
@@ -230,6 +231,7 @@ def test_a_killed_lock_holder_releases_the_advisory_lock(database_url: str, log_
             holder.main_process().kill()  # SIGKILL: no unlock, no clean close
         finally:
             holder.stop(expect_clean=False)
+        assert advisory_lock_held(database_url), "a session waiting in the database keeps it"
         conn.commit()  # its session goes on, finds the client gone, and ends
     harness.wait_until(lambda: not advisory_lock_held(database_url), timeout=60,
                        what="PostgreSQL releases the dead session's advisory lock")
