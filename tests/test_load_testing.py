@@ -42,7 +42,8 @@ def sweep_module():
 
 def test_headless_run_makes_requests_and_none_fail(log_dir: Path) -> None:
     """The page's Locust command, for a few seconds against serve.sh: requests, no failures;
-    the CSV never shows more than the printed summary (it is rewritten once a second)."""
+    --csv results writes results_stats.csv and three other files; the CSV never shows more
+    than the printed summary (it is rewritten once a second)."""
     work = log_dir / "run"
     work.mkdir()
     shutil.copy(LOCUSTFILE.path, work)
@@ -50,6 +51,8 @@ def test_headless_run_makes_requests_and_none_fail(log_dir: Path) -> None:
         server.wait_for_workers(2)
         result = harness.run("load_testing/run.sh", server=server, cwd=work, timeout=120,
                              log_dir=log_dir)
+    written = sorted(p.name for p in work.glob("results*"))
+    assert "results_stats.csv" in written and len(written) == 4, written
     requests, failures = summary_totals(result.output)
     csv_requests, csv_failures = csv_totals(work / "results_stats.csv")
     assert requests > 0 and failures == 0 and csv_failures == 0, result.output[-2000:]

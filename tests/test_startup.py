@@ -203,6 +203,43 @@ def test_entrypoint_migrates_once_across_replicas_then_execs_the_server(
             replica.stop(expect_clean=False)
 
 
+def advisory_lock_held(url: str) -> bool:
+    """True if some session holds migrate.py's advisory lock right now."""
+    return count(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") > 0
+
+
+def test_a_killed_lock_holder_releases_the_advisory_lock(database_url: str, log_dir: Path) -> None:
+    """pg_advisory_lock is a session lock: migrate.py killed with SIGKILL while it holds the lock
+    leaves no lock behind once PostgreSQL sees its connection gone (not before: a session that
+    waits inside the database keeps it until its wait ends), and the next run takes the lock
+    and applies the migrations. The test holds a lock on schema_migrations so that the
+    killed run is surely still inside its lock, whatever the machine's speed."""
+    entry = harness.command_of(harness.snippet("startup/entrypoint.sh")).splitlines()
+    migrate_line = next(line for line in entry if "migrate.py" in line)
+    command = harness.variant("startup/entrypoint.sh", f"exec {migrate_line}")
+    env = {"DATABASE_URL": database_url}
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY)")
+        conn.commit()
+        conn.execute("LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE")
+        holder = harness.start(command, log_dir=log_dir, cwd=MIGRATE.folder, env=env)
+        try:
+            harness.wait_until(
+                lambda: advisory_lock_held(database_url) and waiting_on_a_lock(database_url),
+                timeout=60, server=holder,
+                what="migrate.py holds the advisory lock and waits to read schema_migrations")
+            holder.main_process().kill()  # SIGKILL: no unlock, no clean close
+        finally:
+            holder.stop(expect_clean=False)
+        assert advisory_lock_held(database_url), "a session waiting in the database keeps it"
+        conn.commit()  # its session goes on, finds the client gone, and ends
+    harness.wait_until(lambda: not advisory_lock_held(database_url), timeout=60,
+                       what="PostgreSQL releases the dead session's advisory lock")
+    result = harness.run(command, cwd=MIGRATE.folder, env=env, timeout=60, log_dir=log_dir)
+    assert "applied migrations: [1, 2]" in result.output, result.output
+    assert recorded_versions(database_url) == [1, 2]
+
+
 def test_entrypoint_does_not_start_the_server_when_migrating_fails(log_dir: Path) -> None:
     """No database at DATABASE_URL: migrate.py fails, so the entrypoint exits with its error
     and the server never starts."""

@@ -12,6 +12,6 @@ async def hello() -> dict[str, str]:
 
 @app.get("/work")
 def work() -> dict[str, int]:
-    # About a millisecond of pure-Python work (think: building a large response). A `def`
+    # A little pure-Python work (think: building a large response). A `def`
     # endpoint runs in the thread pool; the GIL still lets one process use one core for it.
     return {"total": sum(i * i for i in range(20_000))}
