@@ -314,7 +314,9 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
         fcntl.flock(lock, fcntl.LOCK_EX)
         if failed.is_file() and failed.read_text().partition("\n")[0] == run_id:
             raise HarnessError(failed.read_text().partition("\n")[2])
-        if not done.is_file():
+        if done.is_file() and not _scripts_point_here(path):
+            done.unlink()  # built under another path (a moved checkout): its scripts' #! lines
+        if not done.is_file():  # name a Python that is no longer there, so build it again
             shutil.rmtree(path, ignore_errors=True)
             uv = uv_binary()
             override_args = []
@@ -348,6 +350,16 @@ def reader_env(topic: str, requirements: list[str | Path] | None = None) -> Read
         failed.unlink(missing_ok=True)
     _READER_ENVS[key] = env
     return env
+
+
+def _scripts_point_here(path: Path) -> bool:
+    """Whether the environment's console scripts start with its own Python (``#!`` line)."""
+    for script in sorted((path / "bin").iterdir()) if (path / "bin").is_dir() else []:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            first = script.read_bytes()[:300].split(b"\n", 1)[0].decode()
+            if first.startswith("#!") and "python" in first:
+                return first[2:].strip() == str(path / "bin" / "python")
+    return True
 
 
 _PIN_RE = re.compile(r"([\w.-]+)(?:\[[\w,-]+\])?==(\S+)")

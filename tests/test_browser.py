@@ -460,8 +460,11 @@ def test_search_with_diacritics_ranks_exact_words_first(browser: Browser) -> Non
     """A query typed with diacritics is also searched folded, so "luồng" (thread) finds every
     page "luong" finds (thông lượng, throughput, too); the page titled with the exact word still
     comes first."""
-    _, results = _search_results(browser, "vi", "luồng")
-    _, folded = _search(browser, "vi", "luong")
-    assert {path for path, _ in results} == set(folded), (results, folded)
+    meta, results = _search_results(browser, "vi", "luồng")
+    folded_meta, folded = _search(browser, "vi", "luong")
+    # Material lists the first results only (more on scrolling) and says how many match in
+    # all: the two queries match the same number of pages.
+    assert re.findall(r"\d+", meta) == re.findall(r"\d+", folded_meta), (meta, folded_meta)
+    assert results and folded, (meta, folded_meta)
     first = results[0][1].splitlines()[0].lower()
     assert "luồng" in first, [text[:80] for _, text in results[:5]]
