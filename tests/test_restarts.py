@@ -815,9 +815,16 @@ def test_gunicorn_reload_does_nothing_with_uvicorn_worker(app_dir: Path, log_dir
         f"{RELOAD}:gunicorn-uvicorn-worker", log_dir=log_dir, cwd=app_dir
     ) as server:
         [worker] = server.wait_for_workers(1)
-        deploy(app_dir, "2")
-        server.wait_for_log(r"Worker reloading: .*main\.py modified")
-        time.sleep(2)
+
+        def deployed_and_noticed() -> bool:
+            # The reloader polls once a second and takes its first file times only on its first
+            # round: a change made before that round is its baseline, so deploy until noticed.
+            deploy(app_dir, "2")
+            return re.search(r"Worker reloading: .*main\.py modified", server.log())
+
+        harness.wait_until(deployed_and_noticed, what="the reloader notices main.py changed",
+                           timeout=30, interval=1.5, server=server)
+        time.sleep(2)  # a window for a worker that would exit and come back with new code
         assert fresh_get(server) == {"version": "1", "pid": worker.pid}
         assert [w.pid for w in server.workers()] == [worker.pid]
 

@@ -4,6 +4,7 @@ the test report, tables and notes generated from the data, the canary, the workf
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -94,9 +95,10 @@ def test_outcomes_are_read_from_the_test_report(tmp_path) -> None:
             assert n == 1, f"case {n} failed"
     '''))
     report = tmp_path / "report.xml"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}  # not the outer run's
     subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
                     "-q", f"--junitxml={report}", "tests/test_sample.py"],
-                   cwd=tmp_path, capture_output=True, timeout=120)
+                   cwd=tmp_path, capture_output=True, timeout=120, env=env)
     found = grid.outcomes(report)
     name = "tests/test_sample.py::"
     assert found[name + "test_passes"] == {"outcome": "passed"}
