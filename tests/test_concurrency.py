@@ -487,13 +487,9 @@ def test_dirty_client_per_context_leaks_a_connection_per_request(log_dir: Path) 
         stop_dirty(server)
 
 
-@pytest.mark.parametrize("used", [False, True], ids=["idle", "after-one-call"])
-def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> None:
-    """Gunicorn 27.0.1 on Python 3.12: once a dirty worker has served a call, SIGTERM waits
-    the whole --graceful-timeout, after which the master kills the dirty arbiter.
-
-    The test shortens the graceful timeout to 6 s (the default is 30 s) through
-    GUNICORN_CMD_ARGS, which the harness otherwise removes from the environment."""
+def stop_after(used: bool, log_dir: Path) -> tuple[int, float, str]:
+    """Start the dirty-worker server (graceful timeout 6 s), call a dirty worker once if
+    ``used``, SIGTERM it; return its exit code, how long the stop took, and its log."""
     server = start_dirty(log_dir, env={"GUNICORN_CMD_ARGS": "--graceful-timeout 6"})
     try:
         if used:
@@ -503,12 +499,31 @@ def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> No
         took = time.monotonic() - start
     finally:
         stop_dirty(server)
-    assert rc == 0
-    if used:
-        assert took >= 5.5, (took, server.log()[-1500:])  # the master waited it out
-    else:  # the arbiter exits on its own, before the 6 s graceful timeout runs out
-        assert re.search(r"Dirty arbiter \(pid:\d+\) exited", server.log()), server.log()[-1500:]
-        assert "killed by signal" not in server.log(), server.log()[-1500:]
+    return rc, took, server.log()
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["idle", "after-one-call"])
+def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> None:
+    """Gunicorn 27.0.1 on Python 3.12: once a dirty worker has served a call, SIGTERM can wait
+    the whole --graceful-timeout, after which the master kills the dirty arbiter; a server
+    whose dirty workers were never called stops at once.
+
+    Not every time: in one suite run of many, the worker that had served the call exited at
+    once. So the used case starts up to five servers until one waits it out (it usually is the
+    first). The test shortens the graceful timeout to 6 s (the default is 30 s) through
+    GUNICORN_CMD_ARGS, which the harness otherwise removes from the environment."""
+    if not used:
+        rc, took, log = stop_after(False, log_dir)
+        assert rc == 0
+        assert re.search(r"Dirty arbiter \(pid:\d+\) exited", log), log[-1500:]
+        assert "killed by signal" not in log, log[-1500:]
+        return
+    stops = []
+    while len(stops) < 5 and not any(took >= 5.5 for _, took, _ in stops):
+        stops.append(stop_after(True, log_dir))
+        assert stops[-1][0] == 0, stops[-1][2][-1500:]
+    assert any(took >= 5.5 for _, took, _ in stops), (
+        [round(t, 1) for _, t, _ in stops], stops[-1][2][-1500:])  # the master waited it out
 
 
 # --------------------------------------------------------------------------- the table
