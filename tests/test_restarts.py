@@ -357,16 +357,18 @@ def new_connection_outcome(server: harness.Server) -> str:
         return "refused"
     except httpx.TimeoutException:
         return "left waiting"
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return "closed unanswered"  # accepted in the instant before the socket closed
     except httpx.HTTPError as exc:
         return type(exc).__name__
 
 
 def new_connections_around_term(
-    server: harness.Server, in_flight: threading.Thread
+    server: harness.Server, in_flight: threading.Thread, settled: str
 ) -> list[tuple[float, str]]:
     """Two clients open new connections one after another, before and after TERM; return
     (seconds after TERM each was opened, what it got) for the connections opened while the
-    request ``in_flight`` still kept the server up, once two of those failed."""
+    request ``in_flight`` still kept the server up, once two of those got ``settled``."""
     attempts: list[tuple[float, str]] = []
     before: list[str] = []
     stop = threading.Event()
@@ -390,12 +392,12 @@ def new_connections_around_term(
     server.send_signal(signal.SIGTERM)  # directly: the moment counts
     try:
         harness.wait_until(
-            lambda: sum(o != "answered" for _, o in attempts) >= 2 or not in_flight.is_alive(),
-            what="new connections fail after TERM", timeout=60,
+            lambda: sum(o == settled for _, o in attempts) >= 2 or not in_flight.is_alive(),
+            what=f"new connections opened after TERM are {settled}", timeout=60,
             describe=lambda: str(attempts[-5:]),
         )
         seen = list(attempts)
-        assert sum(o != "answered" for _, o in seen) >= 2, (
+        assert sum(o == settled for _, o in seen) >= 2, (
             f"two new connections opened while the long request kept the server up: {seen}")
     finally:
         stop.set()
@@ -411,9 +413,12 @@ def test_new_connections_after_term(section: str, log_dir: Path) -> None:
     with harness.serving(f"{SERVE}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
         server.wait_for_workers(2)
         [(request, _)] = start_requests(server, "/await/15")
-        attempts = new_connections_around_term(server, request)
+        attempts = new_connections_around_term(server, request, AFTER_TERM[section])
         failed = [o for _, o in attempts if o != "answered"]
-        assert set(failed) == {AFTER_TERM[section]}, attempts
+        # In the instant a worker shuts its listening socket, a connection the system had
+        # just accepted for it may be closed unanswered (seen once, 0.04 s after TERM); the
+        # wait above saw two connections get the settled outcome.
+        assert set(failed) <= {AFTER_TERM[section], "closed unanswered"}, attempts
         request.join(40)
         server.proc.wait(40)
         server.stop(expect_clean=False)
