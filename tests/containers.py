@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import ssl
 import subprocess
 import sys
 import tarfile
@@ -377,9 +376,9 @@ class Container:
             verify: Path | None = None) -> httpx.Response:
         """GET over HTTP, or over HTTPS verified with the CA certificate ``verify``."""
         if verify is None:
-            return httpx.get(self.url(path, port), timeout=10)
+            return harness.http_get(self.url(path, port), timeout=10)
         url = self.url(path, port).replace("http://", "https://", 1)
-        return httpx.get(url, timeout=10, verify=ssl.create_default_context(cafile=verify))
+        return harness.http_get(url, timeout=10, verify=verify)
 
     def inspect(self) -> dict:
         return json.loads(podman("container", "inspect", self.name).stdout)[0]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -770,7 +771,7 @@ class Server:
     def client(self, **kwargs) -> httpx.Client:
         kwargs.setdefault("timeout", 30)
         kwargs.setdefault("verify", self.verify)
-        return httpx.Client(base_url=self.url(""), **kwargs)
+        return http_client(base_url=self.url(""), **kwargs)
 
     def get(self, path: str = "/", **kwargs) -> httpx.Response:
         with self.client() as c:
@@ -856,7 +857,7 @@ class Server:
 
         def answered() -> httpx.Response | None:
             try:
-                with httpx.Client(verify=self.verify, timeout=2) as c:
+                with http_client(verify=self.verify, timeout=2) as c:
                     r = c.get(self.url(path))
             except httpx.HTTPError as exc:
                 last[0] = f"{type(exc).__name__}: {exc}"
@@ -1013,16 +1014,56 @@ def wait_until(
         value = condition()
         if value:
             return value
-        seen = describe() if describe else repr(value)
         if server is not None and server.proc.poll() is not None:
+            seen = describe() if describe else repr(value)
             raise server.fail(f"exited while waiting until {what} (last seen: {seen})")
         if time.monotonic() > deadline:
+            seen = describe() if describe else repr(value)
             message = f"waited {timeout}s until {what}; last seen: {seen}"
             raise server.fail(message) if server is not None else HarnessError(message)
         time.sleep(interval)
 
 
 # --------------------------------------------------------------------------- raw clients
+
+
+@functools.cache
+def _trust(verify: str | bool) -> ssl.SSLContext | bool:
+    if verify is False:
+        return False
+    if verify is True:
+        return httpx.create_ssl_context()
+    return ssl.create_default_context(cafile=str(verify))
+
+
+def trust(verify: str | bool | ssl.SSLContext = True) -> ssl.SSLContext | bool:
+    """What an HTTPS client trusts, as an SSL context made once per process for each
+    ``verify`` (True: the CA bundle; a path: that CA file; False: nothing is checked).
+    Building a context loads the CA bundle, about 50 ms of CPU: more than a request to a
+    local server, and tests make thousands of clients."""
+    return verify if isinstance(verify, ssl.SSLContext) else _trust(verify)
+
+
+def http_client(**kwargs) -> httpx.Client:
+    """An ``httpx.Client`` with ``kwargs``, its ``verify`` turned into a shared context
+    (:func:`trust`)."""
+    kwargs["verify"] = trust(kwargs.get("verify", True))
+    return httpx.Client(**kwargs)
+
+
+def http_get(url: str, *, verify: str | bool | ssl.SSLContext = True, timeout: float = 30,
+             **kwargs) -> httpx.Response:
+    """GET ``url`` on a connection of its own (a new client, closed after the answer)."""
+    with http_client(verify=verify, timeout=timeout) as c:
+        return c.get(url, **kwargs)
+
+
+def http_post(url: str, *, verify: str | bool | ssl.SSLContext = True, timeout: float = 30,
+              **kwargs) -> httpx.Response:
+    """POST to ``url`` on a connection of its own."""
+    with http_client(verify=verify, timeout=timeout) as c:
+        return c.post(url, **kwargs)
+
 
 
 class HalfSentRequest:
@@ -1216,11 +1257,11 @@ class Nginx:
         """A client for nginx's HTTPS port that trusts the page's self-signed certificate."""
         kwargs.setdefault("timeout", 60)
         kwargs.setdefault("verify", self.tls_context())
-        return httpx.Client(base_url=self.url(""), **kwargs)
+        return http_client(base_url=self.url(""), **kwargs)
 
     def tls_context(self) -> ssl.SSLContext:
         """Trusts the self-signed certificate the page's command made in nginx's folder."""
-        return ssl.create_default_context(cafile=str(self.prefix / "tls" / "cert.pem"))
+        return trust(str(self.prefix / "tls" / "cert.pem"))
 
     def log(self) -> str:
         """nginx's error log (the output of its process is in nginx.out)."""

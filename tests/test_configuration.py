@@ -145,7 +145,7 @@ def test_command_line_beats_env_beats_config_file(tmp_path: Path) -> None:
         assert len(server.wait_for_workers(3)) == 3, "--workers=3 on the command line wins"
         assert server.get("/").status_code == 200, "the env var's bind replaced the file's"
         with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://{harness.HOST}:{ports[8000]}/", timeout=3)
+            harness.http_get(f"http://{harness.HOST}:{ports[8000]}/", timeout=3)
         assert "Using worker: uvicorn_worker.UvicornWorker" in server.log(), "the file still counts"
 
 
@@ -221,7 +221,7 @@ def test_reviewed_line_never_serves_with_the_uvicorn_worker(tmp_path: Path, ca: 
         )
         assert not server.ready_worker_pids()
         with pytest.raises(httpx.TransportError):
-            httpx.get(server.url("/"), verify=trusting(ca), timeout=1)
+            harness.http_get(server.url("/"), verify=trusting(ca), timeout=1)
         # uvicorn.workers is deprecated, but Python hides DeprecationWarning: the log never says so.
         assert "uvicorn.workers` module is deprecated" not in log
 
@@ -248,7 +248,7 @@ def test_any_ssl_version_crash_loops_the_uvicorn_worker(command: str, tmp_path: 
         assert "ctx = ssl.SSLContext(ssl_version)" in server.log()
         assert not server.ready_worker_pids()
         with pytest.raises(httpx.TransportError):  # nothing answers; the client waits
-            httpx.get(server.url("/"), verify=trusting(ca), timeout=1)
+            harness.http_get(server.url("/"), verify=trusting(ca), timeout=1)
 
 
 def test_original_line_serves_https(tmp_path: Path, ca: trustme.CA) -> None:
@@ -340,7 +340,7 @@ def test_corrected_line_serves_https_that_clients_verify(tmp_path: Path, ca: tru
         )
         assert bad.returncode == 60, bad.output  # curl: peer certificate cannot be authenticated
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            httpx.get(server.url("/"), timeout=10)  # the system's CAs do not know this one
+            harness.http_get(server.url("/"), timeout=10)  # the system's CAs do not know this one
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
         assert refused(server.port, ca, ssl.TLSVersion.TLSv1_1)

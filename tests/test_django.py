@@ -13,7 +13,6 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
@@ -104,7 +103,7 @@ def test_drf_and_websocket_on_two_workers(command: str, log_dir: Path) -> None:
         # Both worker processes answer the DRF view (each request on a new connection).
         seen = set()
         for _ in range(60):
-            with httpx.Client(timeout=15) as client:
+            with harness.http_client(timeout=15) as client:
                 r = client.get(server.url("/api/hello/"))
             assert r.status_code == 200 and r.headers["content-type"] == "application/json"
             seen.add(r.json()["pid"])

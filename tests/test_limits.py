@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
 import harness
@@ -88,7 +87,7 @@ def test_requirements_pin_the_verified_versions() -> None:
 def test_no_server_limits_the_body(command: str, log_dir: Path) -> None:
     """No server refuses a large body: each hands all 64 MiB to the app, which reads them."""
     with serving(command, log_dir=log_dir) as server:
-        r = httpx.post(server.url("/upload"), content=b"x" * (64 * MIB), timeout=120)
+        r = harness.http_post(server.url("/upload"), content=b"x" * (64 * MIB), timeout=120)
         assert (r.status_code, r.json()["received"]) == (200, 64 * MIB), r.text
 
 
@@ -136,9 +135,9 @@ def test_body_limit_middleware_refuses_before_reading(log_dir: Path) -> None:
             for _ in range(64):
                 yield b"x" * MIB
 
-        r = httpx.post(server.url("/upload"), content=chunks(), timeout=60)
+        r = harness.http_post(server.url("/upload"), content=chunks(), timeout=60)
         assert r.status_code == 413, r.text
-        r = httpx.post(server.url("/upload"), content=b"x" * 1000, timeout=60)
+        r = harness.http_post(server.url("/upload"), content=b"x" * 1000, timeout=60)
         assert (r.status_code, r.json()["received"]) == (200, 1000)
 
 
@@ -148,7 +147,7 @@ def test_body_limit_middleware_refuses_before_reading(log_dir: Path) -> None:
 def burst(server: harness.Server, path: str, n: int) -> list[tuple[float, int, str]]:
     """``n`` requests at once, each on its own connection: (when answered, status, body)."""
     def one(_: int) -> tuple[float, int, str]:
-        r = httpx.get(server.url(path), timeout=120)
+        r = harness.http_get(server.url(path), timeout=120)
         return time.monotonic(), r.status_code, r.text
 
     with ThreadPoolExecutor(n) as pool:

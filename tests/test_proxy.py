@@ -213,7 +213,7 @@ def test_through_nginx_the_app_sees_the_client_and_https(server_kind: tuple[str,
         forged = via_nginx(nginx, headers={"X-Forwarded-For": FORGED}).json()
         assert forged["x_forwarded_for"] == f"{FORGED}, {READER}"
         assert sees(forged) == (READER if reads_xff else NGINX_ADDR, "https"), forged
-        redirect = httpx.get(nginx.url("/", tls=False))
+        redirect = harness.http_get(nginx.url("/", tls=False), timeout=5)
         assert redirect.status_code == 301 and redirect.headers["location"].startswith("https://")
 
 

@@ -75,7 +75,7 @@ def test_workers_do_not_share_module_state(log_dir: Path) -> None:
     with harness.serving("scaling/serve.sh", log_dir=log_dir) as server:
         workers = {w.pid for w in server.wait_for_workers(2)}
         limits = httpx.Limits(max_keepalive_connections=0)  # each request, a new connection
-        with httpx.Client(base_url=server.url(""), limits=limits, timeout=30) as client:
+        with harness.http_client(base_url=server.url(""), limits=limits, timeout=30) as client:
             for _ in range(300):
                 answers.append(client.post("/hit").json())
                 per_worker = Counter(a["pid"] for a in answers)

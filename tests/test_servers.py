@@ -176,7 +176,7 @@ def wait_exit(server: harness.Server, timeout: float) -> int | None:
 
 def fresh_get(server: harness.Server, path: str, timeout: float = 20, **kw) -> httpx.Response:
     """One request on its own connection (so each one may land on any worker)."""
-    with httpx.Client(verify=server.verify, timeout=timeout) as c:
+    with harness.http_client(verify=server.verify, timeout=timeout) as c:
         return c.get(server.url(path), **kw)
 
 
@@ -727,7 +727,7 @@ def test_gthread_threads_share_one_core(app_dir: Path, log_dir: Path) -> None:
 
 def h2_prior_knowledge(server: harness.Server) -> str:
     """The HTTP version of an answer to a client that starts HTTP/2 in cleartext."""
-    with httpx.Client(http1=False, http2=True, timeout=20) as c:
+    with harness.http_client(http1=False, http2=True, timeout=20) as c:
         return c.get(server.url("/")).http_version
 
 

@@ -174,12 +174,12 @@ def test_readme_serve_command_serves_every_language(tmp_path: Path) -> None:
                 raise harness.HarnessError(f"`{serve}` exited {proc.poll()}:\n"
                                            + harness.tail(log))
             with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(base + "/", timeout=5).status_code == 200
+                return harness.http_get(base + "/", timeout=5).status_code == 200
             return False
 
         harness.wait_until(home_answers, what=f"`{serve}` serves {base}/", timeout=180,
                            interval=0.5, describe=lambda: harness.tail(log, 5))
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with harness.http_client(base_url=base, timeout=30) as client:
             for lang, prefix in PREFIX.items():
                 r = client.get(f"/{prefix}")
                 assert r.status_code == 200, (lang, r.status_code)

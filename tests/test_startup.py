@@ -360,7 +360,7 @@ def test_startup_probe_outlasts_the_load_and_the_probes_fail_until_it_ends(log_d
             nonlocal failed_while_loading, passed_before_loaded
             loaded_before = bool(re.search(LOADED, server.log()))
             try:
-                with httpx.Client(timeout=1) as client:
+                with harness.http_client(timeout=1) as client:
                     ok = all(client.get(server.url(p)).status_code == 200 for p in paths)
             except httpx.HTTPError:
                 ok = False

@@ -61,7 +61,7 @@ class Stream:
         self.received: list[str] = []
         self.heartbeats = 0
         self.closed = False
-        self.client = httpx.Client(timeout=httpx.Timeout(30, read=None), verify=verify)
+        self.client = harness.http_client(timeout=httpx.Timeout(30, read=None), verify=verify)
         ready = threading.Event()
 
         def read() -> None:
