@@ -1024,6 +1024,14 @@ def wait_until(
         time.sleep(interval)
 
 
+def observe_for(seconds: float, why: str) -> None:
+    """Let ``seconds`` pass on purpose: a window in which something must NOT happen (a worker
+    exiting, a signal acted on, a cancelled call finishing), long enough for ``why``. The one
+    fixed wait a test may make; to wait FOR something, use :func:`wait_until`."""
+    assert why, "say what the window is long enough for"
+    time.sleep(seconds)
+
+
 # --------------------------------------------------------------------------- raw clients
 
 

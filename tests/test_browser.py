@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -233,15 +232,15 @@ def _search_results(browser: Browser, lang: str, query: str) -> tuple[str, list[
             [re.escape(t["search.result.none"]), re.escape(t["search.result.one"]),
              re.escape(t["search.result.other"]).replace("\\#", r"\d+")]))
         meta = page.locator(".md-search-result__meta")
-        deadline = time.monotonic() + WAIT / 1000
-        while True:
-            text = meta.inner_text().strip() if meta.count() else ""
-            if answered.fullmatch(text):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"{lang}: search for {query!r} gave no answer within {WAIT} ms "
-                            f"(it says {text!r})", pytrace=False)
-            page.wait_for_timeout(200)
+        shown = [""]
+
+        def search_answered() -> bool:
+            shown[0] = meta.inner_text().strip() if meta.count() else ""
+            return bool(answered.fullmatch(shown[0]))
+
+        harness.wait_until(search_answered, what=f"{lang}: search for {query!r} answers",
+                           timeout=WAIT / 1000, interval=0.2, describe=lambda: repr(shown[0]))
+        text = shown[0]
         links = page.eval_on_selector_all(
             ".md-search-result__item > .md-search-result__link",
             "els => els.map(e => [e.href, e.innerText])")

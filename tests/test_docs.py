@@ -375,3 +375,44 @@ def test_ruff_passes_on_the_whole_repository() -> None:
     if r.returncode:
         pytest.fail(f"ruff check {' '.join(RUFF_CLEAN)}: exit code {r.returncode}\n"
                     f"{r.stdout[-4000:]}{r.stderr[-2000:]}", pytrace=False)
+
+
+def _fixed_waits(path: Path) -> list[str]:
+    """``time.sleep`` outside a client's loop, and loops that wait against a deadline of their
+    own, in one test file: ``file:line: what``."""
+    import ast
+
+    tree = ast.parse(path.read_text("utf-8"), str(path))
+    rel = path.relative_to(ROOT)
+    found: list[str] = []
+
+    def is_sleep(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "sleep" and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "time")
+
+    def visit(node: ast.AST, in_loop: bool, depth: int) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            depth += 1
+            # A function inside a test is a client's behaviour (it runs in a thread or a loop).
+            in_loop = depth > 1
+        if isinstance(node, ast.While):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            if "deadline" in names and any(is_sleep(n) for n in ast.walk(node)):
+                found.append(f"{rel}:{node.lineno}: a loop that waits against its own deadline")
+        if is_sleep(node) and not in_loop:
+            found.append(f"{rel}:{node.lineno}: a fixed sleep")
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_loop or isinstance(node, (ast.For, ast.While)), depth)
+
+    visit(tree, False, 0)
+    return found
+
+
+def test_tests_wait_through_the_harness() -> None:
+    """Tests wait for a condition with ``harness.wait_until`` (bounded, and it reports what it
+    last saw), and make a deliberate window with ``harness.observe_for``. ``time.sleep`` only
+    paces a client inside its own loop."""
+    found = [w for p in sorted(TESTS.glob("test_*.py")) for w in _fixed_waits(p)]
+    assert not found, ("use harness.wait_until to wait for something, or harness.observe_for "
+                       "for a window in which something must not happen:\n  " + "\n  ".join(found))

@@ -72,13 +72,17 @@ def wait_for_new_workers(
     server: harness.Server, old: set[int], count: int, timeout: float = 60
 ) -> set[int]:
     """Wait until ``count`` ready workers run and none of them is in ``old``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = {w.pid for w in server.workers()}
-        if len(pids) == count and not pids & old and pids <= server.ready_worker_pids():
-            return pids
-        assert time.monotonic() < deadline, f"old workers {old}, now {pids} after {timeout}s"
-        time.sleep(0.1)
+    seen: set[int] = set()
+
+    def replaced() -> set[int] | None:
+        seen.clear()
+        seen.update(w.pid for w in server.workers())
+        ok = len(seen) == count and not seen & old and seen <= server.ready_worker_pids()
+        return set(seen) if ok else None
+
+    return harness.wait_until(replaced, what=f"{count} new workers replace {sorted(old)}",
+                              timeout=timeout, interval=0.1,
+                              describe=lambda: f"workers now {sorted(seen)}")
 
 
 def timed_get(server: harness.Server, path: str) -> tuple[object, float]:
@@ -102,10 +106,8 @@ def start_requests(server: harness.Server, *paths: str) -> list[tuple[threading.
     """Send requests in the background; return once the app has logged each one's arrival."""
     mark = len(server.log())
     started = [in_background(timed_get, server, path) for path in paths]
-    deadline = time.monotonic() + 30
-    while server.log()[mark:].count("in flight: ") < len(paths):
-        assert time.monotonic() < deadline, f"{paths} did not reach the app"
-        time.sleep(0.05)
+    harness.wait_until(lambda: server.log()[mark:].count("in flight: ") >= len(paths),
+                       what=f"{paths} reach the app", server=server)
     return started
 
 
@@ -221,10 +223,8 @@ def test_gunicorn_hup_does_not_wait_for_new_workers_to_start(log_dir: Path) -> N
         old = {w.pid for w in server.wait_for_workers(2)}
         _, before = timed_get(server, "/")
         send("hup", server.main_process().pid, log_dir)
-        deadline = time.monotonic() + 30
-        while {w.pid for w in server.workers()} & old:  # the old workers are gone...
-            assert time.monotonic() < deadline, "the old workers did not stop"
-            time.sleep(0.05)
+        harness.wait_until(lambda: not {w.pid for w in server.workers()} & old,
+                           what="the old workers are gone", server=server)  # ...
         assert len(server.ready_worker_pids() - old) == 0, "...and no new one is ready yet"
         outcome, during = timed_get(server, "/")
         assert outcome[0] == 200 and outcome[1]["pid"] not in old, outcome
@@ -287,10 +287,9 @@ def test_gunicornc_shows_adds_removes_and_reloads_workers(log_dir: Path) -> None
         assert two < three
         harness.run(f"{GUNICORNC}:reload", server=server, log_dir=log_dir)
         new = wait_for_new_workers(server, two, 2)
-        deadline = time.monotonic() + 20
-        while shown() != new:  # the master forgets an old worker when it reaps it
-            assert time.monotonic() < deadline, (shown(), new)
-            time.sleep(0.2)
+        harness.wait_until(lambda: shown() == new, interval=0.2, timeout=20,
+                           what=f"the master shows the new workers {sorted(new)}",
+                           describe=lambda: repr(shown()))  # it forgets an old one when reaped
 
 
 # --------------------------------------------------------------------------- TTIN / TTOU
@@ -468,7 +467,7 @@ def test_uvicorn_supervisor_ignores_quit_usr2_winch_and_stops_on_int(log_dir: Pa
         parent = server.main_process().pid
         for sig in ("quit", "usr2", "winch"):
             send(sig, parent, log_dir)
-        time.sleep(1.5)  # the parent looks at its signals every half second
+        harness.observe_for(1.5, "the parent looks at its signals every half second")
         assert {w.pid for w in server.workers()} == before
         assert fresh_get(server)["pid"] in before
         [(request, box)] = start_requests(server, "/await/1")
@@ -610,7 +609,7 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
                 what="the new master's two workers are ready", timeout=40, server=server)
 
             send("winch", old_master.pid, log_dir)
-            time.sleep(1.5)  # a master loop round or more
+            harness.observe_for(1.5, "a master loop round or more")
             assert {c.pid for c in old_master.children()} >= old_workers, "WINCH did nothing"
 
             before_term = list(answers)
@@ -775,16 +774,19 @@ def test_uvicorn_limit_max_requests_alone_stops_the_server(log_dir: Path) -> Non
 
 
 def wait_for_version(server: harness.Server, version: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    seen = ["nothing yet"]
+
+    def serves_it() -> dict | None:
         try:
             answer = fresh_get(server, timeout=5)
-            if answer["version"] == version:
-                return answer
-        except httpx.HTTPError:
-            pass  # restarting
-        assert time.monotonic() < deadline, f"version {version} not served after {timeout}s"
-        time.sleep(0.2)
+        except httpx.HTTPError as exc:
+            seen[0] = f"{type(exc).__name__} (restarting)"
+            return None
+        seen[0] = repr(answer)
+        return answer if answer["version"] == version else None
+
+    return harness.wait_until(serves_it, what=f"version {version} is served", timeout=timeout,
+                              interval=0.2, describe=lambda: seen[0])
 
 
 @pytest.mark.parametrize("section", ["uvicorn", "gunicorn-asgi"])
@@ -804,13 +806,15 @@ def test_gunicorn_reload_serves_a_half_saved_file_to_clients(app_dir: Path, log_
         assert fresh_get(server)["version"] == "1"
         main = app_dir / "main.py"
         main.write_text(main.read_text() + "\ndef half_saved(:\n")
-        deadline = time.monotonic() + 20
-        while True:
-            outcome, _ = timed_get(server, "/")
-            if isinstance(outcome, tuple) and outcome[0] == 500:
-                break
-            assert time.monotonic() < deadline, outcome
-            time.sleep(0.2)
+        seen: list[object] = [None]
+
+        def answers_500() -> bool:
+            seen[0], _ = timed_get(server, "/")
+            return isinstance(seen[0], tuple) and seen[0][0] == 500
+
+        harness.wait_until(answers_500, what="the half-saved file is every client's answer",
+                           timeout=20, interval=0.2, describe=lambda: repr(seen[0]))
+        outcome = seen[0]
         assert outcome[1].startswith("Application error: invalid syntax (main.py, line"), outcome
 
 
@@ -829,7 +833,7 @@ def test_gunicorn_reload_does_nothing_with_uvicorn_worker(app_dir: Path, log_dir
 
         harness.wait_until(deployed_and_noticed, what="the reloader notices main.py changed",
                            timeout=30, interval=1.5, server=server)
-        time.sleep(2)  # a window for a worker that would exit and come back with new code
+        harness.observe_for(2, "a worker that would exit and come back with new code")
         assert fresh_get(server) == {"version": "1", "pid": worker.pid}
         assert [w.pid for w in server.workers()] == [worker.pid]
 
@@ -840,11 +844,14 @@ def test_gunicorn_reload_does_nothing_with_uvicorn_worker(app_dir: Path, log_dir
 def sockets_by_worker(server: harness.Server) -> dict[int, int]:
     """{worker pid: local port of its metrics socket}, asking until both workers answered."""
     found: dict[int, int] = {}
-    deadline = time.monotonic() + 60  # the kernel may hand many connections to one worker
-    while len(found) < 2:
+
+    def both_answered() -> bool:
         answer = fresh_get(server, "/socket")
         found[answer["pid"]] = answer["local_port"]
-        assert time.monotonic() < deadline, found
+        return len(found) == 2
+
+    harness.wait_until(both_answered, what="both workers answered", interval=0, timeout=60,
+                       describe=lambda: repr(found))  # the kernel may favour one worker
     return found
 
 

@@ -675,7 +675,7 @@ def test_wsgi_worker_cannot_serve_fastapi(worker_class: str, app_dir: Path,
             assert answer.result(timeout=30).status_code == 500
             return
         # Tornado's WSGI container logs the error and leaves the client waiting.
-        time.sleep(2)
+        harness.observe_for(2, "an answer that would follow the error")
         assert not answer.done(), "no answer two seconds after the error"
         server.stop()
         with pytest.raises(httpx.HTTPError):

@@ -189,7 +189,7 @@ def test_uvicorn_supervisor_does_not_kill_a_blocked_worker(log_dir: Path) -> Non
             outcome, elapsed = box["result"]
             assert outcome[0] == 200 and outcome[1]["pid"] in before, outcome
             assert elapsed >= slow * 0.9
-        time.sleep(1)  # a health-check round after the requests
+        harness.observe_for(1, "a health-check round after the requests")
         assert {w.pid for w in server.workers()} == before
         assert "died" not in server.log()[mark:]
 
