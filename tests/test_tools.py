@@ -46,6 +46,18 @@ def test_measure_verb_exits_non_zero_on_a_busy_machine() -> None:
     assert "--under-load" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("target", sorted(measure.TARGETS))
+def test_measure_help_answers_on_a_busy_machine(target: str) -> None:
+    """``python -m tools measure TARGET --help`` describes the measurement and measures nothing,
+    so the load guard does not stand in its way: exit code 0 on a busy machine."""
+    env = {**os.environ, loadguard.FAKE_LOADAVG_VAR: f"{os.cpu_count() + 5}.00 2.00 1.00"}
+    r = subprocess.run([sys.executable, "-m", "tools", "measure", target, "--help"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert r.stdout.startswith(f"usage: python -m tools measure {target} "), r.stdout[:300]
+    assert "Tooling, not a snippet" in r.stdout, r.stdout[:1000]
+
+
 def test_under_load_marks_the_result() -> None:
     """With --under-load the busy run goes ahead, and its data says so: such a file is
     rejected as a committed result."""

@@ -15,6 +15,7 @@ file and the tables are rendered again from it, so the tables and the data agree
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -92,8 +93,19 @@ def parse(argv: list[str]) -> tuple[Target, bool, Path | None, list[str]]:
     return target, under_load, out, rest
 
 
+def describe(target_name: str) -> str:
+    """What ``measure TARGET --help`` prints: the usage and the measuring module's docstring
+    (the module is imported, not run: asking for help never measures or meets the guard)."""
+    module = importlib.import_module(TARGETS[target_name].script)
+    return (f"usage: python -m tools measure {target_name} [{loadguard.UNDER_LOAD_FLAG}] "
+            f"[--out DIR] [--quick]\n\n{(module.__doc__ or '').strip()}")
+
+
 def main(argv: list[str]) -> int:
     target, under_load, out, rest = parse(argv)
+    if {"-h", "--help"} & set(rest):
+        print(describe(argv[0]))
+        return 0
     if out is None:  # a quick run never overwrites the page's results
         quick = "--quick" in rest
         out = Path(tempfile.mkdtemp(prefix=f"measure-{target.folder}-")) if quick \
