@@ -411,17 +411,21 @@ class Container:
                 "print(json.dumps(out))")
         return json.loads(self.exec("python", "-c", code).stdout)
 
-    def wait_answering(self, path: str = "/healthz", timeout: float = 90) -> None:
+    def wait_answering(self, path: str = "/healthz", timeout: float = 90,
+                       verify: Path | None = None) -> None:
+        """Wait until GET ``path`` answers 200 (over HTTPS verified with the CA certificate
+        ``verify`` when given); fails at once, with the log, if the container exits."""
         def answers() -> bool:
             if not self.running():
                 raise EngineError(f"container {self.name} exited while starting\n"
                                   + _tail(self.logs()))
             with contextlib.suppress(httpx.HTTPError):
-                return self.get(path).status_code == 200
+                return self.get(path, verify=verify).status_code == 200
             return False
 
-        harness.wait_until(answers, what=f"{self.name} answers {path}", timeout=timeout,
-                           interval=0.3, describe=lambda: _tail(self.logs(), 10))
+        scheme = "HTTPS" if verify else "HTTP"
+        harness.wait_until(answers, what=f"{self.name} answers {path} over {scheme}",
+                           timeout=timeout, interval=0.3, describe=lambda: _tail(self.logs(), 10))
 
     def healthcheck(self) -> subprocess.CompletedProcess:
         """`podman healthcheck run`: exit code 0 when healthy."""
@@ -450,6 +454,17 @@ class Container:
         """`podman stop -t timeout` (SIGTERM, then SIGKILL after timeout); the exit code."""
         podman("stop", "-t", str(timeout), self.name, timeout=timeout + 60)
         return int(self.inspect()["State"]["ExitCode"])
+
+
+def check_serves_https_with_key(c: Container, *, path: str, ca: Path, key: str,
+                                owner: tuple[int, int], mode: int, timeout: float = 120) -> None:
+    """The running container answers HTTPS on ``path`` with a certificate that verifies against
+    ``ca``, and the key file it reads (``key``, a path inside it) has this owner (uid, gid) and
+    mode: a non-root server that could read its key. Fails at once if the container exits."""
+    c.wait_answering(path, timeout=timeout, verify=ca)
+    seen = c.exec("stat", "-c", "%u:%g %a", key).stdout.split()
+    expected = [f"{owner[0]}:{owner[1]}", f"{mode:o}"]
+    assert seen == expected, f"{key} in {c.name}: owner and mode {seen}, expected {expected}"
 
 
 @contextlib.contextmanager

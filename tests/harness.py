@@ -141,12 +141,11 @@ def command_of(snip: Snippet) -> str:
 READER_ENVS = ROOT / ".cache" / "reader-envs"
 #: The install step of a page that shows no requirements of its own.
 QUICKSTART_REQUIREMENTS = "quickstart/requirements.txt"
-#: Maintainer commands still under snippets/ that regenerate measurements (to move to tools/).
-#: They import the test harness and its clients, so they run with the test environment; the
-#: server commands they start still run in their pages' reader environments.
+#: Maintainer commands under snippets/ (the version grid's): they run the tooling, which imports
+#: the test harness, so they run with the test environment; the server commands they start still
+#: run in their pages' reader environments. (The measuring code lives in tools/, behind
+#: ``python -m tools measure``.)
 MAINTAINER_COMMANDS = frozenset({
-    "concurrency/measure.sh",
-    "load_testing/sweep.sh",
     "versions/grid.sh", "versions/bisect.sh", "versions/check.sh", "versions/canary.sh",
 })
 _REQUIREMENTS_FILE = re.compile(r"[\w-]+/requirements[\w.-]*\.txt")
@@ -774,6 +773,7 @@ class Server:
         return http_client(base_url=self.url(""), **kwargs)
 
     def get(self, path: str = "/", **kwargs) -> httpx.Response:
+        """One GET on its own connection (a new client each time, so any worker may take it)."""
         with self.client() as c:
             return c.get(path, **kwargs)
 
@@ -1113,6 +1113,74 @@ class HalfSentRequest:
         return "answered" if data.startswith(b"HTTP/1.1 ") else "closed unanswered"
 
 
+
+def timed_outcome(server: Server, path: str, timeout: float = 30) -> tuple[object, float]:
+    """One GET on its own connection (``Connection: close``), and how long it took: the
+    outcome is (status code, JSON body or text) or, when no response came, the exception's
+    class name ("ReadTimeout", "RemoteProtocolError"...). For a request that may fail."""
+    start = time.monotonic()
+    try:
+        with server.client(timeout=timeout, headers={"Connection": "close"}) as client:
+            r = client.get(path)
+        json_body = r.headers.get("content-type", "").startswith("application/json")
+        outcome: object = (r.status_code, r.json() if json_body else r.text)
+    except httpx.HTTPError as exc:
+        outcome = type(exc).__name__
+    return outcome, time.monotonic() - start
+
+@dataclass
+class Held:
+    """Half-sent requests, one held by each of a set of workers: what
+    :func:`hold_one_connection_per_worker` returns. Iterating gives the held requests; ``held[pid]``
+    the one that worker holds."""
+
+    by_worker: dict[int, HalfSentRequest]
+    #: Connections that reached a worker already holding one; still open, unanswered.
+    extras: list[HalfSentRequest]
+
+    def __iter__(self) -> Iterator[HalfSentRequest]:
+        return iter(self.by_worker.values())
+
+    def __getitem__(self, pid: int) -> HalfSentRequest:
+        return self.by_worker[pid]
+
+    def finish_extras(self) -> list[str]:
+        """Send the rest of every extra request; what each got (see ``HalfSentRequest.finish``)."""
+        outcomes = [half.finish() for half in self.extras]
+        self.extras = []
+        return outcomes
+
+    def close(self) -> None:
+        """Close every connection, held or extra, finished or not (safe to call again)."""
+        for half in [*self.by_worker.values(), *self.extras]:
+            half.sock.close()
+
+
+def hold_one_connection_per_worker(server: Server, workers: set[int],
+                                   timeout: float = 60) -> Held:
+    """Open half-sent requests until each of ``workers`` has accepted one, and return them.
+
+    The kernel hands each new connection to whichever worker accepts first, so it may take more
+    connections than workers: the extras stay open (``Held.extras``) until the caller finishes
+    or closes them. Use it to have a request certainly "still arriving" at each worker when a
+    reload, a recycle or a shutdown starts."""
+    by_worker: dict[int, HalfSentRequest] = {}
+    extras: list[HalfSentRequest] = []
+
+    def one_more() -> bool:
+        half = HalfSentRequest(server)
+        pid = half.wait_accepted()
+        if pid in by_worker:
+            extras.append(half)
+        else:
+            by_worker[pid] = half
+        return set(by_worker) == set(workers)
+
+    wait_until(one_more, what="each worker holds a half-sent request", timeout=timeout,
+               interval=0, server=server, describe=lambda: f"held by {sorted(by_worker)}")
+    return Held(by_worker, extras)
+
+
 def shared_dir(tmp_path_factory) -> Path:
     """A folder every test process of this run shares (pytest-xdist gives each its own)."""
     base = tmp_path_factory.getbasetemp()
@@ -1154,28 +1222,6 @@ def in_background(fn: Callable, *args) -> tuple[threading.Thread, dict]:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, box
-
-
-# --------------------------------------------------------------------------- the machine
-
-
-def machine_description() -> dict[str, str]:
-    """What a measurement ran on, for pages that print absolute numbers."""
-    import platform
-
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
 
 
 # --------------------------------------------------------------------------- OS packages

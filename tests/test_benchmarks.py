@@ -1,14 +1,13 @@
 """docs/benchmarks.md: one command measures every server configuration with wrk.
 
-The page's orderings are checked twice: on a short run of the same script made now
-(``bench.py --quick``, two seconds per measurement) and on the committed full results
-that the page shows. Only ratios and orderings within one run are asserted, with wide
-margins, because the suite runs on a small, busy machine.
+The page's orderings are checked twice: on a short run of the same measurement made now
+(``python -m tools measure benchmarks --quick``, two seconds per measurement) and on the
+committed full results that the page shows. Only ratios and orderings within one run are
+asserted, with wide margins, because the suite runs on a small, busy machine.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import signal
@@ -21,42 +20,32 @@ import pytest
 
 import harness
 import pages
+from tools import _bench as bench  # the measuring code (tooling, behind `tools measure`)
+from tools import loadguard, locale_numbers
 
 BENCH_DIR = harness.SNIPPETS / "benchmarks"
-BENCH = harness.snippet("benchmarks/bench.py")
 APP = harness.snippet("benchmarks/main.py")
 LUA = harness.snippet("benchmarks/report.lua")  # wrk's done() hook, run by every measurement
-RUN = harness.snippet("benchmarks/run.sh")
-CONFIGS = {  # bench.py key -> the command snippet it runs
+WRK = harness.snippet("benchmarks/wrk.sh")  # one measurement, as the tool runs each
+CONFIGS = {  # tools/_bench.py key -> the command snippet it runs
     "uvicorn-1": "benchmarks/uvicorn_1.sh",
     "uvicorn-2": "benchmarks/uvicorn_2.sh",
     "gunicorn-uvicorn-worker": "benchmarks/gunicorn_uvicorn_worker.sh",
     "gunicorn-asgi": "benchmarks/gunicorn_asgi.sh",
     "granian": "benchmarks/granian.sh",
 }
-# Written by bench.py from results.json; the page includes them.
+# Written by tools/_bench.py from results.json; the page includes them.
 GENERATED = ("benchmarks/results.json", "benchmarks/results.md", "benchmarks/results.vi.md",
              "benchmarks/results.zh.md")
-REGENERATE = "run `python bench.py` in snippets/benchmarks/ on a quiet machine"
+# Written by tools/_bench.py from its plan (CONFIGS, CASES, settings); the page includes them.
+PLAN = ("benchmarks/plan.md", "benchmarks/plan.vi.md", "benchmarks/plan.zh.md")
+REGENERATE = f"run `{bench.COMMAND}` from the repository root on a quiet machine"
 
 
 
 def reader_version(name: str) -> str:
     """A package's version in the page's reader environment (its requirements.txt alone)."""
     return harness.reader_env("benchmarks").version(name)
-
-def load_bench():
-    """bench.py as a module (its top level only defines things), to reuse its renderer."""
-    if str(BENCH.path.parent) not in sys.path:  # bench.py imports locale_numbers beside it
-        sys.path.insert(0, str(BENCH.path.parent))
-    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH.path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_bench()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +55,8 @@ def wrk() -> str:
 
 @pytest.fixture
 def quick_run(tmp_path_factory: pytest.TempPathFactory, wrk: str) -> dict:
-    """``python bench.py --quick --out DIR``: the page's command in its short form, run once.
+    """``python -m tools measure benchmarks --quick --out DIR``: the measurement in its short
+    form, run once (``--under-load``: the suite's machine is busy; nothing is committed).
 
     Once per test run (``harness.once``), whichever test process asks first.
     """
@@ -80,22 +70,22 @@ def run_quick(out: Path) -> dict:
     log = out / "bench.log"
     with log.open("wb") as f:
         proc = subprocess.Popen(
-            # The reader runs bench.py with the page's requirements installed: so do the tests.
-            [harness.reader_env("benchmarks").python, BENCH.path.name, "--quick", "--out",
-             str(out)], cwd=BENCH_DIR,
-            env=harness.base_env(), stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            # The tool runs the measurement in the page's reader environment (its pins).
+            [sys.executable, "-m", "tools", "measure", "benchmarks", "--quick",
+             loadguard.UNDER_LOAD_FLAG, "--out", str(out)], cwd=harness.ROOT,
+            env=harness.base_env(), stdin=subprocess.DEVNULL, stdout=f,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         rc = proc.wait(timeout=240)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)  # bench.py stops its server in a finally block
+        proc.send_signal(signal.SIGTERM)  # the tool stops its server in a finally block
         proc.wait(timeout=30)
         rc = "still running after 240 s"
     finally:
         harness.kill_group(proc.pid)
     if rc != 0:
-        return {"failure": f"{BENCH.rel} --quick: exit code {rc}\n{log.read_text()[-3000:]}"}
+        return {"failure": f"{bench.COMMAND} --quick: exit code {rc}\n{log.read_text()[-3000:]}"}
     return {"data": json.loads((out / "results.json").read_text("utf-8")), "out": str(out)}
 
 
@@ -238,7 +228,7 @@ def test_servers_stay_close_at_256_connections() -> None:
     for lang in pages.LANGS:
         page = pages.load(pages.page_path("benchmarks", lang))
         sentence = page.claim("test_servers_stay_close_at_256_connections")
-        quoted = bench.number(factor, lang, 1)
+        quoted = locale_numbers.number(factor, lang, 1)
         assert re.search(rf"(?<![\d.,]){re.escape(quoted)}(?![\d])", sentence), (
             f"{page.rel}: the sentence citing this test should quote the factor {quoted} "
             f"(from snippets/benchmarks/results.json): {sentence!r}")
@@ -265,14 +255,16 @@ def test_awaiting_scales_past_the_thread_pool() -> None:
 def test_quick_run_writes_tables_and_charts(quick_run: dict) -> None:
     """The short run writes the same kinds of files as the full one, from the same code."""
     data, out = quick_run["data"], quick_run["out"]
-    expected = bench.outputs(data)
+    expected = {**bench.outputs(data), **bench.plan_outputs()}
     assert {p.name for p in out.iterdir()} - {"bench.log"} == set(expected)
     for name, text in expected.items():
         assert (out / name).read_text("utf-8") == text, name
-    assert data["quick"] and data["command"] == f"{RUN.text.strip()} --quick"
+    assert data["quick"] and data["command"] == f"{bench.COMMAND} --quick"
+    assert data["under_load"], "the load guard's block is in the data"
     assert set(data["results"]) == set(CONFIGS)
     md = (out / "results.md").read_text("utf-8")
-    for fact in (data["machine"]["cpu"], f"fastapi {version('fastapi')}", "python bench.py --quick",
+    for fact in (data["machine"]["cpu"], f"fastapi {version('fastapi')}",
+                 f"{bench.COMMAND} --quick",
                  f"granian {reader_version('granian')}", data["date"]):
         assert fact in md, f"results.md does not name {fact!r}"
     for name, text in expected.items():
@@ -291,17 +283,19 @@ def check_chart(name: str, text: str) -> None:
 
 
 def test_committed_results_are_current() -> None:
-    """results.* were written by the current bench.py, from a full run with today's versions."""
+    """results.* were written by the current tools/_bench.py, from a full run with today's
+    versions."""
     data = committed()
     problems = []
-    if data["quick"] or data["command"] != RUN.text.strip():
+    if data["quick"]:
         problems.append(f"results.json comes from {data['command']!r}, not the full run")
     for name, expected in bench.outputs(data).items():
         path = BENCH_DIR / name
         if not path.is_file() or path.read_text("utf-8") != expected:
-            problems.append(f"snippets/benchmarks/{name} differs from what bench.py renders")
+            problems.append(f"snippets/benchmarks/{name} differs from what tools/_bench.py "
+                            "renders (`python -m tools render benchmarks`)")
     on_disk = {p.name for pattern in ("results*", "chart-*") for p in BENCH_DIR.glob(pattern)}
-    problems += [f"snippets/benchmarks/{name}: not generated by bench.py"
+    problems += [f"snippets/benchmarks/{name}: not generated by tools/_bench.py"
                  for name in sorted(on_disk - set(bench.outputs(data)))]
     installed = {name: reader_version(name) for name in data["versions"]
                  if name not in ("python", "wrk")}
@@ -317,7 +311,7 @@ def test_committed_results_are_current() -> None:
         problems.append("snippets/benchmarks/main.py changed since the measurement")
     planned = {c.key: {"path": c.path, "connections": c.connections} for c in bench.CASES}
     if data["cases"] != planned:
-        problems.append("bench.py's cases changed since the measurement")
+        problems.append("tools/_bench.py's cases changed since the measurement")
     assert not problems, "\n".join(problems) + f"\nTo regenerate: {REGENERATE}."
     assert set(GENERATED) <= {f"benchmarks/{n}" for n in bench.outputs(data)}
 
@@ -367,14 +361,39 @@ def wait_until_every_worker_answers(server: harness.Server, count: int,
 
 
 def test_bench_runs_each_command_as_the_harness_does() -> None:
-    """bench.py applies the harness's one rewrite (loopback, free port) and nothing else."""
+    """The tool applies the harness's one rewrite (loopback, free port) and nothing else."""
     for key, ref in CONFIGS.items():
         config = next(c for c in bench.CONFIGS if c.key == key)
         assert bench.command_of(config) == harness.command_of(harness.snippet(ref))
         assert bench.local(bench.command_of(config), 12345) == harness.rewrite(
             harness.command_of(harness.snippet(ref)), {8000: 12345})
-    assert bench.machine() == harness.machine_description()
     assert [c.key for c in bench.CONFIGS] == list(CONFIGS)
+
+
+def test_one_measurement_is_the_wrk_command_shown(wrk: str, log_dir: Path) -> None:
+    """wrk.sh is the tool's command for one case (32 connections on /io), and run against a
+    real server its Lua hook prints the run's summary as one line of JSON: every request
+    answered, none faster than the endpoint's 50 ms wait."""
+    io = next(c for c in bench.CASES if c.key == "io")
+    assert harness.command_of(WRK) == bench.wrk_command(
+        f"http://127.0.0.1:8000{io.path}", io.connections, bench.SECONDS)
+    with harness.serving(CONFIGS["uvicorn-1"], log_dir=log_dir, cwd=APP.folder,
+                         expect_clean=False) as server:  # uvicorn re-raises SIGTERM: exit -15
+        result = harness.run(WRK, server=server, timeout=bench.SECONDS + bench.WRK_TIMEOUT + 60)
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["requests"] > 0 and not any(summary["errors"].values()), summary
+    wait_us = committed()["settings"]["wait_ms"] * 1000
+    assert summary["latency_us"]["p50"] >= wait_us, summary
+
+
+def test_plan_is_rendered_from_the_tool() -> None:
+    """The plan the page shows (plan.md, .vi.md, .zh.md) is what the tool renders from the
+    configurations, cases and settings it measures with."""
+    rendered = bench.plan_outputs()
+    stale = [ref for ref in PLAN if harness.snippet(ref).text != rendered[Path(ref).name]]
+    assert not stale, (f"{stale}: not what tools/_bench.py renders from its plan; run "
+                       "`python -m tools render benchmarks`")
+    assert set(rendered) == {Path(ref).name for ref in PLAN}
 
 
 def test_requirements_pin_the_verified_versions() -> None:
@@ -387,8 +406,8 @@ def test_requirements_pin_the_verified_versions() -> None:
     assert set(pins) == {"fastapi", "gunicorn", "uvicorn", "uvicorn-worker", "granian"}
 
 
-#: Every table a generator writes, in every language (bench.py, sweep.py, measure.py,
-#: measure_memory.py); each writes its numbers with benchmarks/locale_numbers.py.
+#: Every table a generator writes, in every language (tools/_bench.py, _sweep.py,
+#: _concurrency.py, _memory.py); each writes its numbers with tools/locale_numbers.py.
 GENERATED_TABLES = {
     lang: [f"{name}{'' if lang == 'en' else '.' + lang}.md" for name in (
         "benchmarks/results", "load_testing/sweep", "concurrency/measured", "scaling/memory",
@@ -400,10 +419,9 @@ DECIMAL_RE = re.compile(r"(?<![\w.,`])\d+([.,])\d+(?![\w.,`])")
 
 
 def test_every_generated_table_writes_numbers_one_way() -> None:
-    """One rule per language, from benchmarks/locale_numbers.py: a decimal point in English and
+    """One rule per language, from tools/locale_numbers.py: a decimal point in English and
     Chinese, a decimal comma in Vietnamese, no thousands separator anywhere."""
-    sys.path.insert(0, str(harness.snippet("benchmarks/locale_numbers.py").path.parent))
-    from locale_numbers import DECIMAL_SEPARATOR, number
+    from tools.locale_numbers import DECIMAL_SEPARATOR, number
 
     assert [number(5003.25, lang, 2) for lang in ("en", "vi", "zh")] == [
         "5003.25", "5003,25", "5003.25"]
@@ -418,5 +436,5 @@ def test_every_generated_table_writes_numbers_one_way() -> None:
                 for m in DECIMAL_RE.finditer(cells):
                     if m[1] != DECIMAL_SEPARATOR[lang]:
                         problems.append(f"snippets/{name}:{no}: {m[0]!r} is not written the "
-                                        f"{lang} way (benchmarks/locale_numbers.py)")
+                                        f"{lang} way (tools/locale_numbers.py)")
     assert not problems, "\n".join(problems)

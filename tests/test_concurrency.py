@@ -27,9 +27,8 @@ import httpx
 import pytest
 
 import harness
-
-sys.path.insert(0, str(harness.SNIPPETS / "concurrency"))
-import measure  # noqa: E402  (snippets/concurrency/measure.py: the page's measuring code)
+from tools import _concurrency as measure  # the page's measuring code (tooling)
+from tools import loadguard
 
 SNIPPETS = harness.SNIPPETS / "concurrency"
 
@@ -53,9 +52,6 @@ def test_commands_serve_the_apps_shown() -> None:
         for command in commands:
             assert re.search(rf"\b{module}:app\b", harness.snippet(command).text), command
     assert "--dirty-app heavy:Burner" in harness.snippet("concurrency/serve_dirty.sh").text
-    # measure.py is imported above as `measure` and run by its command in the last test.
-    assert harness.snippet("concurrency/measure.sh").text.strip() == "python measure.py"
-    assert Path(measure.__file__) == harness.snippet("concurrency/measure.py").path
 
 
 
@@ -73,8 +69,10 @@ def uvicorn_alone(ref: str, log_dir: Path, **kwargs) -> Iterator[harness.Server]
     assert "Finished server process" in server.log()
 
 
-def load(server: harness.Server, path: str, requests: int, concurrency: int | None = None,
-         **kwargs) -> measure.Run:
+def send_requests(server: harness.Server, path: str, requests: int,
+                  concurrency: int | None = None, **kwargs) -> measure.Run:
+    """Send ``requests`` GETs, ``concurrency`` at a time (default: all at once), pinging
+    meanwhile: what they took, and how the event loop answered."""
     return asyncio.run(measure.run(server.url(""), path, requests, concurrency or requests,
                                    **kwargs))
 
@@ -101,15 +99,19 @@ def as_run(data: dict) -> measure.Run:
 
 
 def run_measure_command(log_dir: Path) -> dict:
-    """The page's measure command, on the test scale: its table and its raw runs."""
+    """``python -m tools measure concurrency`` on the test scale: its table and its raw runs
+    (``--under-load``: the suite's machine is busy; nothing is committed)."""
     out, raw = log_dir / "measured.md", log_dir / "measured.json"
-    result = harness.run("concurrency/measure.sh", env={
-        "MEASURE_SCALE": "test", "MEASURE_OUTPUT": str(out), "MEASURE_DATA": str(raw),
-        "HANDBOOK_LOG_DIR": str(log_dir),
-    }, timeout=280, log_dir=log_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "measure", "concurrency", loadguard.UNDER_LOAD_FLAG,
+         "--out", str(log_dir)], cwd=harness.ROOT, capture_output=True, text=True, timeout=280,
+        env={**os.environ, "MEASURE_SCALE": "test", "MEASURE_DATA": str(raw),
+             "HANDBOOK_LOG_DIR": str(log_dir)})
+    assert result.returncode == 0, (f"{measure.COMMAND}: exit code {result.returncode}\n"
+                                    f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
     runs = json.loads(raw.read_text("utf-8"))
     return {
-        "output": result.output,
+        "output": result.stdout,
         "table": out.read_text("utf-8"),
         "io": {path: as_run(r) for path, r in runs["io"].items()},
         "cpu": {key: as_run(r) for key, r in runs["cpu"].items()},
@@ -118,7 +120,7 @@ def run_measure_command(log_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One run of measure.sh per test session, shared by the tests that read it."""
+    """One measurement per test session, shared by the tests that read it."""
     return harness.once(tmp_path_factory, "concurrency-measured", run_measure_command)
 
 
@@ -239,7 +241,8 @@ def gather_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.
         yield s
 
 
-def timed_get(server: harness.Server, path: str) -> tuple[httpx.Response, float]:
+def timed_response(server: harness.Server, path: str) -> tuple[httpx.Response, float]:
+    """The response to one GET (which must come), and the seconds it took."""
     start = time.perf_counter()
     response = server.get(path)
     return response, time.perf_counter() - start
@@ -248,8 +251,8 @@ def timed_get(server: harness.Server, path: str) -> tuple[httpx.Response, float]
 def test_gather_runs_independent_calls_at_once(gather_server: harness.Server) -> None:
     # Three 2 s waits: in a row they take 6 s, gathered 2 s. Each is timed twice and the
     # faster kept, so a moment of load on a shared machine does not count as the app's time.
-    runs = [(timed_get(gather_server, "/sequential?seconds=2"),
-             timed_get(gather_server, "/gather?seconds=2")) for _ in range(2)]
+    runs = [(timed_response(gather_server, "/sequential?seconds=2"),
+             timed_response(gather_server, "/gather?seconds=2")) for _ in range(2)]
     (sequential, _), (gathered, _) = runs[0]
     assert sequential.json() == gathered.json() == ["a", "b", "c"]  # results keep their order
     t_seq = min(seq[1] for seq, _ in runs)
@@ -277,7 +280,7 @@ def test_return_exceptions_returns_errors_as_results(gather_server: harness.Serv
 
 
 def test_taskgroup_cancels_the_other_calls(gather_server: harness.Server) -> None:
-    response, took = timed_get(gather_server, "/taskgroup-failing?seconds=1")
+    response, took = timed_response(gather_server, "/taskgroup-failing?seconds=1")
     assert response.status_code == 500
     harness.observe_for(max(0.0, 2.0 - took), "the slow call to have finished, had it run on")
     assert "taskgroup-slow" not in gather_server.get("/finished").json()
@@ -451,7 +454,7 @@ def test_second_server_with_the_same_name_breaks_dirty_calls(log_dir: Path) -> N
 
 def test_dirty_workers_run_cpu_work_beside_the_http_worker(log_dir: Path, measured) -> None:
     """The dirty workers are the dirty arbiter's children and compute what the HTTP worker
-    asks; under load (measure.sh's run) the HTTP worker's /ping kept answering."""
+    asks; under load (the measure tool's run) the HTTP worker's /ping kept answering."""
     busy = measured["cpu"]["concurrency/serve_dirty.sh /cpu/dirty"]
     assert len(busy.pids) == 1  # one HTTP worker answered everything
     assert busy.ping_median * 3 <= sorted(busy.latencies)[len(busy.latencies) // 2]
@@ -535,15 +538,15 @@ def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> No
 
 
 def test_measure_command_regenerates_the_table(measured: dict) -> None:
-    """The page's table comes from measure.sh; the test scale writes a complete table too
-    (the committed one is the full run)."""
+    """The page's table comes from the measure tool; the test scale writes a complete table
+    too (the committed one is the full run)."""
     text = measured["table"]
     assert text in measured["output"]
     for _, what in measure.IO_ROWS:
         assert re.search(rf"^\| {re.escape(what)} \| [\d.]+ s \|", text, re.M), what
     for _, _, what in measure.CPU_ROWS:
         assert re.search(rf"^\| {re.escape(what)} \| [\d.]+ \| [\d.]+x \|", text, re.M), what
-    assert "Measured on" in text and "python measure.py" in text
+    assert "Measured on" in text and measure.COMMAND in text
     committed = harness.snippet("concurrency/measured.md").text
     for _, what in measure.IO_ROWS:
         assert f"| {what} |" in committed
@@ -553,14 +556,15 @@ def test_measure_command_regenerates_the_table(measured: dict) -> None:
 
 
 def test_committed_tables_are_rendered_from_their_data() -> None:
-    """measured.md and its Vietnamese and Chinese versions are what `python measure.py --render`
-    writes from the committed data: the same numbers in every language."""
+    """measured.md and its Vietnamese and Chinese versions are what the tool renders from the
+    committed data (`python -m tools render concurrency`): the same numbers in every language."""
     data = json.loads(harness.snippet("concurrency/measured.data.json").text)
     md = harness.snippet("concurrency/measured.md").path
     stale = [path.name for path, text in measure.outputs(data, md).items()
              if path.read_text("utf-8") != text]
-    assert not stale, f"snippets/concurrency/{', '.join(stale)}: not what measure.py renders " \
-        "from measured.data.json; run `python measure.py --render` in snippets/concurrency/"
+    assert not stale, f"snippets/concurrency/{', '.join(stale)}: not what " \
+        "tools/_concurrency.py renders from measured.data.json; run " \
+        "`python -m tools render concurrency`"
     assert {"concurrency/measured.vi.md", "concurrency/measured.zh.md"} <= {
         f"concurrency/{p.name}" for p in measure.outputs(data, md)}
 

@@ -90,7 +90,9 @@ def handshake(
         return tls.version()
 
 
-def refused(port: int, ca: trustme.CA, version: ssl.TLSVersion, cipher: str | None = None) -> bool:
+def handshake_refused(port: int, ca: trustme.CA, version: ssl.TLSVersion,
+                      cipher: str | None = None) -> bool:
+    """The server refuses a TLS handshake with this version (and cipher)."""
     try:
         handshake(port, ca, version, cipher)
     except (ssl.SSLError, ConnectionError):
@@ -294,9 +296,9 @@ def test_reviewed_line_with_the_asgi_worker_ignores_threads_and_ssl_version(
         assert int(ssl.PROTOCOL_TLS) == 2
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_2, LISTED_CIPHER) == "TLSv1.2"
-        assert refused(server.port, ca, ssl.TLSVersion.TLSv1_1)
+        assert handshake_refused(server.port, ca, ssl.TLSVersion.TLSv1_1)
         # --ciphers works: a TLS 1.2 client limited to an unlisted suite is refused
-        assert refused(server.port, ca, ssl.TLSVersion.TLSv1_2, UNLISTED_CIPHER)
+        assert handshake_refused(server.port, ca, ssl.TLSVersion.TLSv1_2, UNLISTED_CIPHER)
 
 
 def test_threads_does_nothing_for_the_uvicorn_worker(tmp_path: Path) -> None:
@@ -343,7 +345,7 @@ def test_corrected_line_serves_https_that_clients_verify(tmp_path: Path, ca: tru
             harness.http_get(server.url("/"), timeout=10)  # the system's CAs do not know this one
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
-        assert refused(server.port, ca, ssl.TLSVersion.TLSv1_1)
+        assert handshake_refused(server.port, ca, ssl.TLSVersion.TLSv1_1)
         # ...because Python's contexts start at TLS 1.2, not because of any option here
         assert ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).minimum_version == ssl.TLSVersion.TLSv1_2
         server.wait_for_log(r'127\.0\.0\.1:\d+ - "GET / HTTP/1\.1" 200')  # --access-logfile=-
@@ -362,7 +364,7 @@ def test_ciphers_limit_tls12_only(tmp_path: Path, ca: trustme.CA) -> None:
     ) as server:
         server.wait_for_workers(1)
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_2, LISTED_CIPHER) == "TLSv1.2"
-        assert refused(server.port, ca, ssl.TLSVersion.TLSv1_2, UNLISTED_CIPHER)
+        assert handshake_refused(server.port, ca, ssl.TLSVersion.TLSv1_2, UNLISTED_CIPHER)
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3", (
             "1.3 suites are separate"
         )
@@ -386,7 +388,7 @@ def test_ssl_context_hook_sets_the_minimum_tls_version(
     ) as server:
         server.wait_for_workers(1)
         assert handshake(server.port, ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
-        assert refused(server.port, ca, ssl.TLSVersion.TLSv1_2) is tls12_refused
+        assert handshake_refused(server.port, ca, ssl.TLSVersion.TLSv1_2) is tls12_refused
 
 
 # --------------------------------------------------------------------------- logs

@@ -577,17 +577,8 @@ def test_key_readable_by_the_app_group_serves_https(images, tmp_path: Path) -> N
     _, mount, argv = run_tls()
     with containers.running(image.tag, f"--volume={folder}:{mount}:ro", port=8443,
                             command=tuple(argv), wait=None) as c:
-        def answers() -> bool:
-            assert c.running(), c.logs()[-3000:]
-            try:
-                return c.get("/", verify=ca).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        harness.wait_until(answers, what="HTTPS answers", timeout=120, interval=0.5,
-                           describe=lambda: c.logs()[-1500:])
-        assert c.exec("stat", "-c", "%u:%g %a", f"{mount}/key.pem").stdout.split() == [
-            f"{uid}:{gid}", f"{mode:o}"]
+        containers.check_serves_https_with_key(c, path="/", ca=ca, key=f"{mount}/key.pem",
+                                               owner=(uid, gid), mode=mode)
         assert "Permission denied" not in c.logs()
 
 

@@ -12,7 +12,6 @@ import copy
 import re
 from pathlib import Path
 
-import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -60,12 +59,12 @@ def security_context_options(ref: str = "kubernetes/deployment.yaml") -> list[st
     return options
 
 
-def load(ref: str) -> dict:
+def manifest(ref: str) -> dict:
     return yaml.safe_load(harness.snippet(ref).text)
 
 
 def pod_spec(ref: str = "kubernetes/deployment.yaml") -> dict:
-    return load(ref)["spec"]["template"]["spec"]
+    return manifest(ref)["spec"]["template"]["spec"]
 
 
 def container(ref: str = "kubernetes/deployment.yaml") -> dict:
@@ -94,12 +93,12 @@ def test_validate_command_checks_every_manifest(log_dir: Path) -> None:
     {v for v in all_versions() if tuple(map(int, v.split("."))) >= (1, 30)}))
 @pytest.mark.parametrize("ref", [*MANIFESTS, TLS])
 def test_manifest_validates_strictly_on_every_release_from_1_30(ref: str, version: str) -> None:
-    kubernetes_validate.validate(load(ref), version, strict=True)
+    kubernetes_validate.validate(manifest(ref), version, strict=True)
 
 
 def test_strict_validation_catches_an_old_release_and_a_typo() -> None:
     """1.28 has no preStop sleep action; a misspelt field fails strict validation."""
-    deployment = load("kubernetes/deployment.yaml")
+    deployment = manifest("kubernetes/deployment.yaml")
     with pytest.raises(kubernetes_validate.ValidationError, match="'sleep' was unexpected"):
         kubernetes_validate.validate(deployment, "1.28.0", strict=True)
     typo = copy.deepcopy(deployment)
@@ -118,18 +117,18 @@ def test_ports_agree_between_manifests_dockerfile_and_command(image) -> None:
     assert list(image.config["ExposedPorts"]) == [f"{port['containerPort']}/tcp"]
     assert int(cmd_option(image.config["Cmd"], "--port")) == port["containerPort"]
     assert "command" not in container() and "args" not in container(), "the image's CMD runs"
-    (service_port,) = load("kubernetes/service.yaml")["spec"]["ports"]
+    (service_port,) = manifest("kubernetes/service.yaml")["spec"]["ports"]
     assert service_port["targetPort"] == port["name"]
 
 
 def test_selectors_and_targets_match_the_pods() -> None:
     """Service and PDB select the pod labels; the HPA scales this Deployment, which sets no
     replica count of its own; a node drain can always evict one pod."""
-    deployment, hpa = load("kubernetes/deployment.yaml"), load("kubernetes/hpa.yaml")
+    deployment, hpa = manifest("kubernetes/deployment.yaml"), manifest("kubernetes/hpa.yaml")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert load("kubernetes/service.yaml")["spec"]["selector"].items() <= labels.items()
-    pdb = load("kubernetes/pdb.yaml")["spec"]
+    assert manifest("kubernetes/service.yaml")["spec"]["selector"].items() <= labels.items()
+    pdb = manifest("kubernetes/pdb.yaml")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
     target = hpa["spec"]["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"], target["name"]) == (
@@ -216,7 +215,7 @@ def tls_volume() -> tuple[dict, dict]:
 def test_tls_deployment_differs_only_in_its_tls_lines() -> None:
     """deployment-tls.yaml is deployment.yaml plus fsGroup, a read-only Secret volume with mode
     0440, the uvicorn TLS options in args, and HTTPS on the port and probes."""
-    tls, plain = load(TLS), load("kubernetes/deployment.yaml")
+    tls, plain = manifest(TLS), manifest("kubernetes/deployment.yaml")
     volume, mount = tls_volume()
     assert volume["secret"]["defaultMode"] == 0o440 and mount["readOnly"] is True
     pod = tls["spec"]["template"]["spec"]
@@ -265,19 +264,11 @@ def test_secret_as_root_fs_group_0440_serves_https(image, tmp_path: Path) -> Non
     fs_group = pod_spec(TLS)["securityContext"]["fsGroup"]
     ca = kubelet_layout(tmp_path / "tls", 0, fs_group, volume["secret"]["defaultMode"])
     with run_tls_deployment(image, tmp_path / "tls", f"--group-add={fs_group}") as c:
-        def answers() -> bool:
-            assert c.running(), c.logs()[-3000:]
-            try:
-                return c.get("/healthz", verify=ca).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        harness.wait_until(answers, what="HTTPS answers", timeout=120, interval=0.5,
-                           describe=lambda: c.logs()[-1500:])
+        containers.check_serves_https_with_key(
+            c, path="/healthz", ca=ca, key=f"{mount['mountPath']}/tls.key", owner=(0, fs_group),
+            mode=0o440)
         uid = pod_spec(TLS)["securityContext"]["runAsUser"]
         assert c.exec("id", "-u").stdout.strip() == str(uid) != "0"
-        assert c.exec("stat", "-c", "%u:%g %a", f"{mount['mountPath']}/tls.key").stdout.split() \
-            == [f"0:{fs_group}", "440"]
 
 
 def test_secret_key_only_root_can_read_stops_the_server(image, tmp_path: Path) -> None:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
-import shlex
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import harness
+from tools import _sweep as sweep  # the sweep's measuring code (tooling, `tools measure sweep`)
+from tools import loadguard
 
 APP = harness.snippet("load_testing/main.py")  # serve.sh serves it from its folder
-FOLDER = APP.folder
 LOCUSTFILE = harness.snippet("load_testing/locustfile.py")
-SWEEP = harness.snippet("load_testing/sweep.py")
+SWEEP_RUN = harness.snippet("load_testing/sweep_run.sh")  # one run of the sweep
+PLAN = ("load_testing/sweep_plan.md", "load_testing/sweep_plan.vi.md",
+        "load_testing/sweep_plan.zh.md")
 TABLES = {"en": "load_testing/sweep.md", "vi": "load_testing/sweep.vi.md",
           "zh": "load_testing/sweep.zh.md"}
 
@@ -33,11 +36,6 @@ def csv_totals(path: Path) -> tuple[int, int]:
     return int(rows["Aggregated"]["Request Count"]), int(rows["Aggregated"]["Failure Count"])
 
 
-def sweep_module():
-    spec = importlib.util.spec_from_file_location("sweep", SWEEP.path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_headless_run_makes_requests_and_none_fail(log_dir: Path) -> None:
@@ -113,24 +111,25 @@ def test_run_time_counts_from_the_start_of_the_run(log_dir: Path) -> None:
 
 def test_sweep_finds_where_throughput_stops_growing(log_dir: Path) -> None:
     """The sweep runs (quick: 1 and 2 workers) and writes a table that names the machine;
-    the table on the page came from the same script, for 1 to 4 workers."""
-    sweep = sweep_module()
-    assert harness.command_of(harness.snippet("load_testing/sweep.sh")) == sweep.COMMAND
+    the table on the page came from the same code, for 1 to 4 workers."""
     served = harness.command_of(harness.snippet("load_testing/serve.sh"))
     assert sweep.SERVER.format(workers=2, port=8000).replace("127.0.0.1", "0.0.0.0") == (
         served + " --no-control-socket")
     out = log_dir / "sweep"
-    harness.run(harness.variant("load_testing/sweep.sh",
-                       f"python sweep.py --quick --out {shlex.quote(str(out))}"),
-                cwd=FOLDER, timeout=240, log_dir=log_dir)
-    machine = harness.machine_description()
+    # --under-load: the suite's machine is busy, and nothing of this run is committed.
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "measure", "sweep", "--quick", loadguard.UNDER_LOAD_FLAG,
+         "--out", str(out)], cwd=harness.ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, (f"{sweep.COMMAND} --quick: exit code {result.returncode}\n"
+                                    f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    machine = loadguard.machine()
     here = (f"{machine['cpu']}, {machine['cores']} cores, {machine['memory']}, {machine['os']}, "
             f"Python {machine['python']};")
     assert here in (out / "sweep.md").read_text()
     for text, counts in (((out / "sweep.md").read_text(), [1, 2]),
                          (harness.snippet(TABLES["en"]).text, list(sweep.WORKERS))):
-        assert re.match(rf"Measured by `{re.escape(sweep.COMMAND)}` on \d{{4}}-\d\d-\d\d: "
-                        r".+, \d+ cores, \d+ GiB, ", text), text[:300]
+        assert re.match(rf"Measured on \d{{4}}-\d\d-\d\d by the sweep `{re.escape(sweep.COMMAND)}` "
+                        r"runs: .+, \d+ cores, \d+ GiB, ", text), text[:300]
         rows = table_rows(text)
         assert [int(r[0]) for r in rows] == counts
         assert all(float(r[1]) > 0 and int(r[5]) == 0 for r in rows), rows
@@ -156,14 +155,45 @@ def test_translated_tables_hold_the_same_numbers() -> None:
 
 
 def test_committed_tables_are_rendered_from_their_data() -> None:
-    """sweep.md, sweep.vi.md and sweep.zh.md are what `python sweep.py --render` writes from
-    the committed data."""
+    """sweep.md, sweep.vi.md and sweep.zh.md are what the tool renders from the committed data
+    (`python -m tools render sweep`)."""
     data = json.loads(harness.snippet("load_testing/sweep.data.json").text)
-    files = sweep_module().outputs(data)
+    files = sweep.outputs(data)
     for ref in TABLES.values():
         assert harness.snippet(ref).text == files[Path(ref).name], (
-            f"snippets/{ref}: not what sweep.py renders from sweep.data.json; run "
-            "`python sweep.py --render` in snippets/load_testing/")
+            f"snippets/{ref}: not what tools/_sweep.py renders from sweep.data.json; run "
+            "`python -m tools render sweep`")
+
+
+def test_sweep_plan_is_rendered_from_the_tool() -> None:
+    """The plan the page shows (sweep_plan.md, .vi.md, .zh.md) is what the tool renders from
+    the settings it sweeps with."""
+    rendered = sweep.plan_outputs()
+    stale = [ref for ref in PLAN if harness.snippet(ref).text != rendered[Path(ref).name]]
+    assert not stale, (f"{stale}: not what tools/_sweep.py renders from its settings; run "
+                       "`python -m tools render sweep`")
+    assert set(rendered) == {Path(ref).name for ref in PLAN}
+
+
+def test_one_sweep_run_is_the_locust_command_shown(log_dir: Path) -> None:
+    """sweep_run.sh is the Locust command the sweep runs for each worker count; run (for 3 s
+    instead of 10) against serve.sh, it makes requests, none fail, and it exits 0."""
+    assert harness.command_of(SWEEP_RUN) == sweep.locust_command(
+        sweep.SECONDS, "http://127.0.0.1:8000", "run")
+    work = log_dir / "sweep-run"
+    work.mkdir()
+    shutil.copy(LOCUSTFILE.path, work)
+    shorter = harness.command_of(SWEEP_RUN).replace(f"--run-time {sweep.SECONDS}s",
+                                                    "--run-time 3s")
+    with harness.serving("load_testing/serve.sh", log_dir=log_dir, cwd=APP.folder) as server:
+        server.wait_for_workers(2)
+        result = harness.run(harness.variant(SWEEP_RUN, shorter), server=server, cwd=work,
+                             timeout=120, check=False, log_dir=log_dir)
+    entries = json.loads((work / "run.json").read_text())
+    requests = sum(e["num_requests"] for e in entries)
+    failures = sum(e["num_failures"] for e in entries)
+    assert result.returncode == 0 and requests > 0 and failures == 0, (
+        result.returncode, requests, failures, result.output[-2000:])
 
 
 def test_requirements_pin_what_the_page_runs() -> None:

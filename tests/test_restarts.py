@@ -60,8 +60,9 @@ def send(section: str, pid: int, log_dir: Path) -> None:
     harness.run(f"{SIGNALS}:{section}", env={"MASTER_PID": str(pid)}, log_dir=log_dir)
 
 
-def fresh_get(server: harness.Server, path: str = "/", timeout: float = 30) -> dict:
-    """One request on a new connection (so requests spread over the workers)."""
+def json_on_new_connection(server: harness.Server, path: str = "/", timeout: float = 30) -> dict:
+    """The JSON answer to one request on a new connection (so requests spread over the
+    workers); an HTTP error status raises."""
     with server.client(timeout=timeout, headers={"Connection": "close"}) as client:
         r = client.get(path)
     r.raise_for_status()
@@ -85,15 +86,6 @@ def wait_for_new_workers(
                               describe=lambda: f"workers now {sorted(seen)}")
 
 
-def timed_get(server: harness.Server, path: str) -> tuple[object, float]:
-    start = time.monotonic()
-    try:
-        outcome: object = (200, fresh_get(server, path))
-    except httpx.HTTPStatusError as exc:
-        outcome = (exc.response.status_code, exc.response.text)
-    except httpx.HTTPError as exc:
-        outcome = type(exc).__name__
-    return outcome, time.monotonic() - start
 
 
 in_background = harness.in_background
@@ -105,7 +97,7 @@ CUT = {"RemoteProtocolError", "ReadError"}  # the connection closed without a re
 def start_requests(server: harness.Server, *paths: str) -> list[tuple[threading.Thread, dict]]:
     """Send requests in the background; return once the app has logged each one's arrival."""
     mark = len(server.log())
-    started = [in_background(timed_get, server, path) for path in paths]
+    started = [in_background(harness.timed_outcome, server, path) for path in paths]
     harness.wait_until(lambda: server.log()[mark:].count("in flight: ") >= len(paths),
                        what=f"{paths} reach the app", server=server)
     return started
@@ -121,7 +113,7 @@ def test_hup_replaces_workers_and_loads_new_code(
     """HUP: new worker processes that import the code as it is now on disk."""
     with harness.serving(f"{SERVE}:{section}", log_dir=log_dir, cwd=app_dir) as server:
         old = {w.pid for w in server.wait_for_workers(2)}
-        assert fresh_get(server)["version"] == "1"
+        assert json_on_new_connection(server)["version"] == "1"
         deploy(app_dir, "2")
         [(in_flight, box)] = start_requests(server, "/await/1.5")
         send("hup", server.main_process().pid, log_dir)
@@ -130,7 +122,7 @@ def test_hup_replaces_workers_and_loads_new_code(
         outcome, _ = box["result"]
         assert outcome[0] == 200 and outcome[1]["version"] == "1", outcome
         assert outcome[1]["pid"] in old
-        answers = [fresh_get(server) for _ in range(6)]
+        answers = [json_on_new_connection(server) for _ in range(6)]
         assert {a["version"] for a in answers} == {"2"}
         assert {a["pid"] for a in answers} <= new
 
@@ -221,12 +213,12 @@ def test_gunicorn_hup_does_not_wait_for_new_workers_to_start(log_dir: Path) -> N
         f"{SERVE}:slow-start", log_dir=log_dir, cwd=APP.folder, ready_timeout=90
     ) as server:
         old = {w.pid for w in server.wait_for_workers(2)}
-        _, before = timed_get(server, "/")
+        _, before = harness.timed_outcome(server, "/")
         send("hup", server.main_process().pid, log_dir)
         harness.wait_until(lambda: not {w.pid for w in server.workers()} & old,
                            what="the old workers are gone", server=server)  # ...
         assert len(server.ready_worker_pids() - old) == 0, "...and no new one is ready yet"
-        outcome, during = timed_get(server, "/")
+        outcome, during = harness.timed_outcome(server, "/")
         assert outcome[0] == 200 and outcome[1]["pid"] not in old, outcome
         assert during > 5 * before and during >= SLOW_START_SECONDS / 3, (before, during)
         server.wait_for_workers(2)
@@ -241,7 +233,7 @@ def test_uvicorn_hup_gives_up_on_a_slow_starting_app(log_dir: Path) -> None:
         send("hup", server.main_process().pid, log_dir)
         server.wait_for_log(r"was not ready in time; keeping worker \[\d+\] and aborting", 60)
         assert {w.pid for w in server.wait_for_workers(2)} == old
-        assert fresh_get(server)["pid"] in old
+        assert json_on_new_connection(server)["pid"] in old
 
 
 @pytest.mark.parametrize("worker_class", ["uvicorn-worker", "asgi"])
@@ -251,7 +243,7 @@ def test_gunicorn_timeout_does_not_bound_a_slow_startup(worker_class: str, log_d
     ref = f"{SERVE}:slow-start-timeout-{worker_class}"
     with harness.serving(ref, log_dir=log_dir, cwd=APP.folder, ready_timeout=90) as server:
         [worker] = server.wait_for_workers(1, timeout=60)
-        assert fresh_get(server)["pid"] == worker.pid
+        assert json_on_new_connection(server)["pid"] == worker.pid
         assert server.log().count("Booting worker with pid") == 1
         assert "WORKER TIMEOUT" not in server.log()
 
@@ -264,7 +256,7 @@ def test_hup_with_preload_keeps_serving_the_old_code(app_dir: Path, log_dir: Pat
         deploy(app_dir, "2")
         send("hup", server.main_process().pid, log_dir)
         new = wait_for_new_workers(server, old, 2)
-        answers = [fresh_get(server) for _ in range(6)]
+        answers = [json_on_new_connection(server) for _ in range(6)]
         assert {a["version"] for a in answers} == {"1"}, "still the code imported at start"
         assert {a["pid"] for a in answers} <= new
 
@@ -350,7 +342,7 @@ AFTER_TERM = {
 
 def new_connection_outcome(server: harness.Server) -> str:
     try:
-        fresh_get(server, "/", timeout=3)
+        json_on_new_connection(server, "/", timeout=3)
         return "answered"
     except httpx.ConnectError:
         return "refused"
@@ -469,7 +461,7 @@ def test_uvicorn_supervisor_ignores_quit_usr2_winch_and_stops_on_int(log_dir: Pa
             send(sig, parent, log_dir)
         harness.observe_for(1.5, "the parent looks at its signals every half second")
         assert {w.pid for w in server.workers()} == before
-        assert fresh_get(server)["pid"] in before
+        assert json_on_new_connection(server)["pid"] in before
         [(request, box)] = start_requests(server, "/await/1")
         send("int", parent, log_dir)
         server.proc.wait(30)
@@ -548,25 +540,6 @@ def test_asgi_worker_ignores_term_while_booting(log_dir: Path) -> None:
 # --------------------------------------------------------------------------- USR2
 
 
-def hold_one_per_worker(server: harness.Server, workers: set[int]) -> list[harness.HalfSentRequest]:
-    """Open half-sent requests until each of ``workers`` holds one; finish the extras."""
-    held: dict[int, harness.HalfSentRequest] = {}
-    opened: list[harness.HalfSentRequest] = []
-
-    def one_more() -> bool:
-        half = harness.HalfSentRequest(server)  # the kernel hands it to whichever worker
-        opened.append(half)
-        held.setdefault(half.wait_accepted(), half)
-        return set(held) == workers
-
-    harness.wait_until(one_more, what="each worker holds a half-sent request", timeout=60,
-                       interval=0, server=server, describe=lambda: f"held by {sorted(held)}")
-    for half in opened:
-        if half not in held.values():
-            assert half.finish() == "answered"
-    return list(held.values())
-
-
 def test_usr2_then_term_switches_masters_without_dropping_requests(
     app_dir: Path, log_dir: Path
 ) -> None:
@@ -578,7 +551,8 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
     with harness.serving(f"{SERVE}:uvicorn-worker", log_dir=log_dir, cwd=app_dir) as server:
         old_master = server.main_process()
         old_workers = {w.pid for w in server.wait_for_workers(2)}
-        arriving = hold_one_per_worker(server, old_workers)
+        arriving = harness.hold_one_connection_per_worker(server, old_workers)
+        assert set(arriving.finish_extras()) <= {"answered"}
         deploy(app_dir, "2")
 
         answers: list[object] = []
@@ -587,7 +561,7 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
         def keep_asking() -> None:
             while not stop.is_set():
                 try:
-                    answers.append(fresh_get(server, timeout=10)["version"])
+                    answers.append(json_on_new_connection(server, timeout=10)["version"])
                 except httpx.HTTPError as exc:
                     answers.append(f"{type(exc).__name__}: {exc}")
                 time.sleep(0.02)
@@ -632,7 +606,7 @@ def test_usr2_then_term_switches_masters_without_dropping_requests(
             assert failures == unanswered and len(unanswered) <= 1, failures[:3]
             assert answers[0] == "1" and answers[-1] == "2"
             assert {"1", "2"} <= set(before_term), "both sets of workers answered side by side"
-            assert fresh_get(server)["version"] == "2"
+            assert json_on_new_connection(server)["version"] == "2"
         finally:
             if new_master is not None:
                 new_master.send_signal(signal.SIGTERM)
@@ -660,7 +634,7 @@ def test_max_requests_recycles_workers(section: str, log_dir: Path) -> None:
         errors = []
         for _ in range(40):  # 13 requests on 2 workers with limits of at most 6 force a restart
             try:
-                served[fresh_get(server)["pid"]] += 1
+                served[json_on_new_connection(server)["pid"]] += 1
             except httpx.HTTPError as exc:
                 errors.append(repr(exc))
             if len(served) >= 3:
@@ -680,7 +654,7 @@ def test_max_requests_is_overshot_by_a_burst(log_dir: Path) -> None:
     than its limit of at most 6."""
     with harness.serving(f"{MAX_REQUESTS}:asgi", log_dir=log_dir, cwd=APP.folder) as server:
         first = {w.pid for w in server.wait_for_workers(2)}
-        burst = [in_background(timed_get, server, "/await/2") for _ in range(24)]
+        burst = [in_background(harness.timed_outcome, server, "/await/2") for _ in range(24)]
         served = Counter()
         for thread, box in burst:
             thread.join(60)
@@ -716,7 +690,8 @@ def test_max_requests_under_traffic(section: str, held: str, log_dir: Path) -> N
     closing (a request that happened to be arriving when its worker stopped)."""
     with harness.serving(f"{MAX_REQUESTS}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
         first = {w.pid for w in server.wait_for_workers(2)}
-        arriving = hold_one_per_worker(server, first)
+        arriving = harness.hold_one_connection_per_worker(server, first)
+        assert set(arriving.finish_extras()) <= {"answered"}
         answered: Counter = Counter()
         failures: list[str] = []
         stop = threading.Event()
@@ -724,7 +699,7 @@ def test_max_requests_under_traffic(section: str, held: str, log_dir: Path) -> N
         def client() -> None:
             while not stop.is_set():
                 try:
-                    answered[fresh_get(server, timeout=60)["pid"]] += 1
+                    answered[json_on_new_connection(server, timeout=60)["pid"]] += 1
                 except httpx.HTTPError as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
 
@@ -760,7 +735,7 @@ def test_uvicorn_limit_max_requests_alone_stops_the_server(log_dir: Path) -> Non
         answered = 0
         for _ in range(20):
             try:
-                fresh_get(server, timeout=5)
+                json_on_new_connection(server, timeout=5)
                 answered += 1
             except httpx.HTTPError:
                 break
@@ -778,7 +753,7 @@ def wait_for_version(server: harness.Server, version: str, timeout: float = 20) 
 
     def serves_it() -> dict | None:
         try:
-            answer = fresh_get(server, timeout=5)
+            answer = json_on_new_connection(server, timeout=5)
         except httpx.HTTPError as exc:
             seen[0] = f"{type(exc).__name__} (restarting)"
             return None
@@ -793,7 +768,7 @@ def wait_for_version(server: harness.Server, version: str, timeout: float = 20) 
 def test_reload_restarts_on_file_change(section: str, app_dir: Path, log_dir: Path) -> None:
     """--reload watches the files: saving main.py restarts the server process with it."""
     with harness.serving(f"{RELOAD}:{section}", log_dir=log_dir, cwd=app_dir) as server:
-        before = fresh_get(server)
+        before = json_on_new_connection(server)
         assert before["version"] == "1"
         deploy(app_dir, "2")
         after = wait_for_version(server, "2")
@@ -803,13 +778,13 @@ def test_reload_restarts_on_file_change(section: str, app_dir: Path, log_dir: Pa
 def test_gunicorn_reload_serves_a_half_saved_file_to_clients(app_dir: Path, log_dir: Path) -> None:
     """With --reload (asgi worker), a syntax error on disk becomes every client's answer."""
     with harness.serving(f"{RELOAD}:gunicorn-asgi", log_dir=log_dir, cwd=app_dir) as server:
-        assert fresh_get(server)["version"] == "1"
+        assert json_on_new_connection(server)["version"] == "1"
         main = app_dir / "main.py"
         main.write_text(main.read_text() + "\ndef half_saved(:\n")
         seen: list[object] = [None]
 
         def answers_500() -> bool:
-            seen[0], _ = timed_get(server, "/")
+            seen[0], _ = harness.timed_outcome(server, "/")
             return isinstance(seen[0], tuple) and seen[0][0] == 500
 
         harness.wait_until(answers_500, what="the half-saved file is every client's answer",
@@ -834,7 +809,7 @@ def test_gunicorn_reload_does_nothing_with_uvicorn_worker(app_dir: Path, log_dir
         harness.wait_until(deployed_and_noticed, what="the reloader notices main.py changed",
                            timeout=30, interval=1.5, server=server)
         harness.observe_for(2, "a worker that would exit and come back with new code")
-        assert fresh_get(server) == {"version": "1", "pid": worker.pid}
+        assert json_on_new_connection(server) == {"version": "1", "pid": worker.pid}
         assert [w.pid for w in server.workers()] == [worker.pid]
 
 
@@ -846,7 +821,7 @@ def sockets_by_worker(server: harness.Server) -> dict[int, int]:
     found: dict[int, int] = {}
 
     def both_answered() -> bool:
-        answer = fresh_get(server, "/socket")
+        answer = json_on_new_connection(server, "/socket")
         found[answer["pid"]] = answer["local_port"]
         return len(found) == 2
 

@@ -174,12 +174,6 @@ def wait_exit(server: harness.Server, timeout: float) -> int | None:
     return server.proc.returncode
 
 
-def fresh_get(server: harness.Server, path: str, timeout: float = 20, **kw) -> httpx.Response:
-    """One request on its own connection (so each one may land on any worker)."""
-    with harness.http_client(verify=server.verify, timeout=timeout) as c:
-        return c.get(server.url(path), **kw)
-
-
 def pid_of(response: httpx.Response) -> int:
     assert response.status_code == 200, response.text
     return response.json()["pid"]
@@ -195,7 +189,7 @@ def test_tls_http2_websocket_lifespan(row: str, tls_dir: Path, log_dir: Path) ->
     cfg = ROWS[row]
     ca = str(tls_dir / "client.pem")
     if row in NO_TLS_OPTION:
-        refused(cfg.ref("tls"), NO_TLS_OPTION[row], tls_dir, log_dir)
+        assert_option_unknown(cfg.ref("tls"), NO_TLS_OPTION[row], tls_dir, log_dir)
         check_cell(row, "tls", "no")
         with serving(cfg.ref("serve"), log_dir=log_dir, cwd=tls_dir) as server:
             wait_workers(server, cfg.kind, 2)
@@ -223,7 +217,7 @@ def test_tls_http2_websocket_lifespan(row: str, tls_dir: Path, log_dir: Path) ->
         fastapi_lifespan_websocket(row, server, ca)
 
 
-def refused(ref: str, option: str, cwd: Path, log_dir: Path) -> None:
+def assert_option_unknown(ref: str, option: str, cwd: Path, log_dir: Path) -> None:
     """The page's command exits at once: the server has no such option."""
     result = harness.run(ref, cwd=cwd, check=False, log_dir=log_dir, ports=harness.port_map())
     assert result.returncode == 2, result.output
@@ -270,7 +264,7 @@ def kill_a_worker(server: harness.Server, kind: str) -> str:
     seen = harness.wait_until(outcome, what=f"worker {victim} is replaced or the server exits",
                               timeout=30, interval=0.1, describe=lambda: server.log()[-2000:])
     if seen == "yes":
-        assert fresh_get(server, "/").status_code == 200
+        assert server.get("/").status_code == 200
     return seen
 
 
@@ -293,7 +287,7 @@ def reload_with_sighup(server: harness.Server, kind: str) -> str:
     arriving as its worker stopped). No connection is ever refused.
     """
     before = wait_workers(server, kind, 2)
-    arriving, opened = hold_one_per_worker(server, before)
+    arriving = harness.hold_one_connection_per_worker(server, before)
     try:
         failures: list[str] = []
         served = 0
@@ -303,7 +297,7 @@ def reload_with_sighup(server: harness.Server, kind: str) -> str:
             nonlocal served
             while not stop.is_set():
                 try:
-                    r = fresh_get(server, "/", timeout=30)
+                    r = server.get("/", timeout=30)
                     if r.status_code != 200:
                         failures.append(f"HTTP {r.status_code}")
                     served += 1
@@ -318,16 +312,14 @@ def reload_with_sighup(server: harness.Server, kind: str) -> str:
             harness.wait_until(lambda: all(stopping(server, pid) for pid in before),
                                what="every old worker has exited or is draining", timeout=45,
                                server=server, describe=lambda: server.log()[-600:])
-            outcomes = {half.finish() for half in arriving.values()}
-            for half in opened:
-                half.sock.close()
+            outcomes = {half.finish() for half in arriving}
+            arriving.close()
             after = wait_workers(server, kind, 2, timeout=45, gone=before)
         finally:
             stop.set()
             client.join(40)
     finally:
-        for half in opened:
-            half.sock.close()
+        arriving.close()
     assert server.proc.poll() is None, "the server is still running"
     assert not after & before and served > 0
     assert len(outcomes) == 1, f"old workers disagree on a half-sent request: {outcomes}"
@@ -385,7 +377,7 @@ def test_uvicorn_reload_keeps_old_workers_when_new_ones_start_slowly(app_dir: Pa
     with harness.serving("servers/uvicorn_slow_start.sh", log_dir=log_dir, cwd=app_dir,
                          ready_timeout=60) as server:
         before = reload_is_abandoned(server, timeout=60, abort_timeout=40)
-        assert pid_of(fresh_get(server, "/")) in before
+        assert pid_of(server.get("/")) in before
 
 
 def test_granian_reload_does_not_wait_for_new_workers(app_dir: Path, log_dir: Path) -> None:
@@ -400,7 +392,7 @@ def test_granian_reload_does_not_wait_for_new_workers(app_dir: Path, log_dir: Pa
 
         def served_after_refusals() -> bool:
             try:
-                return fresh_get(server, "/", timeout=30).status_code == 200 and bool(refused)
+                return server.get("/", timeout=30).status_code == 200 and bool(refused)
             except httpx.ConnectError as exc:
                 refused.append(exc)
                 return False
@@ -429,7 +421,7 @@ def test_recycle_after_n_requests(row: str, app_dir: Path, log_dir: Path) -> Non
         # No request-count limit exists: the command line rejects one.
         option = NO_RECYCLE_OPTION[row]
         if "[start:recycle]" in harness.snippet(cfg.file).path.read_text("utf-8"):
-            refused(cfg.ref("recycle"), option, app_dir, log_dir)
+            assert_option_unknown(cfg.ref("recycle"), option, app_dir, log_dir)
         else:  # the page shows no such command; ask the reader's install directly
             server = harness.reader_env("servers").bin / cfg.kind
             r = subprocess.run([server, "main:app", option, "5"], cwd=app_dir,
@@ -442,11 +434,11 @@ def test_recycle_after_n_requests(row: str, app_dir: Path, log_dir: Path) -> Non
     with serving(cfg.ref("recycle"), log_dir=log_dir, cwd=app_dir) as server:
         first = wait_workers(server, cfg.kind, 2)
         # Each first worker holds a request still arriving (half-sent headers) as it recycles.
-        arriving, opened = hold_one_per_worker(server, first)
+        arriving = harness.hold_one_connection_per_worker(server, first)
         seen, failures = [], []
 
         def ask() -> None:
-            r = fresh_get_or_failure(server)
+            r = pid_or_failure(server)
             (seen if isinstance(r, int) else failures).append(r)
             time.sleep(0.2)  # spaced: Gunicorn's asgi worker notices its limit once a second
 
@@ -465,8 +457,7 @@ def test_recycle_after_n_requests(row: str, app_dir: Path, log_dir: Path) -> Non
                 f"{len(seen)} requests, limit 5 per worker, the first workers {first} still run")
             outcomes = set(finished.values())
         finally:
-            for half in opened:
-                half.sock.close()
+            arriving.close()
         while not set(seen) - first and len(seen) < 80:
             ask()
         assert set(seen) - first and len(seen) > 5, seen
@@ -478,31 +469,12 @@ def test_recycle_after_n_requests(row: str, app_dir: Path, log_dir: Path) -> Non
         check_cell(row, "recycle", "drops" if drops else "yes")
 
 
-def fresh_get_or_failure(server: harness.Server) -> int | str:
+def pid_or_failure(server: harness.Server) -> int | str:
     """The answering worker's PID, or what went wrong (a new worker may take a while to boot)."""
     try:
-        return pid_of(fresh_get(server, "/", timeout=60))
+        return pid_of(server.get("/", timeout=60))
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
-
-
-def hold_one_per_worker(
-    server: harness.Server, workers: set[int]
-) -> tuple[dict[int, harness.HalfSentRequest], list[harness.HalfSentRequest]]:
-    """Open half-sent requests until each of ``workers`` holds one; return those, and every
-    connection opened (the caller closes them all)."""
-    held: dict[int, harness.HalfSentRequest] = {}
-    opened: list[harness.HalfSentRequest] = []
-
-    def one_more() -> bool:
-        half = harness.HalfSentRequest(server)  # the kernel hands it to whichever worker
-        opened.append(half)
-        held.setdefault(half.wait_accepted(), half)
-        return set(held) == workers
-
-    harness.wait_until(one_more, what="each worker holds a half-sent request", timeout=60,
-                       interval=0, server=server, describe=lambda: f"held by {sorted(held)}")
-    return held, opened
 
 
 #: The command each server's timeout probe runs; Hypercorn and Granian have no such option.
@@ -521,7 +493,7 @@ def timeout_probes(row: str, app_dir: Path, log_dir: Path) -> str:
     with serving(cfg.ref(TIMEOUT_SECTION[row]), log_dir=log_dir, cwd=app_dir) as server:
         if workers:
             wait_workers(server, cfg.kind, workers)
-        slow = fresh_get(server, f"/slow?seconds={PROBE_SECONDS}", timeout=PROBE_SECONDS + 30)
+        slow = server.get(f"/slow?seconds={PROBE_SECONDS}", timeout=PROBE_SECONDS + 30)
         if slow.status_code != 200:
             assert slow.status_code == 503, slow  # /slow itself only ever answers 200
             return "request"
@@ -529,7 +501,7 @@ def timeout_probes(row: str, app_dir: Path, log_dir: Path) -> str:
         before = {p.pid for p in server.workers()}
         start = time.monotonic()
         try:
-            blocked = fresh_get(server, f"/block?seconds={PROBE_SECONDS}",
+            blocked = server.get(f"/block?seconds={PROBE_SECONDS}",
                                 timeout=PROBE_SECONDS + 30)
         except httpx.HTTPError:  # the connection died with its worker
             killed = int(server.wait_for_log(r"WORKER TIMEOUT \(pid:(\d+)\)")[1])
@@ -652,7 +624,7 @@ def test_every_other_builtin_worker_class_serves_a_wsgi_app(worker_class: str, t
     shutil.copy(harness.snippet("servers/wsgi_cpu.py").path, folder / "main.py")
     with harness.serving(WSGI_WORKERS[worker_class], log_dir=log_dir, cwd=folder) as server:
         server.wait_for_workers(1)
-        answer = fresh_get(server, "/", 60)
+        answer = server.get("/", timeout=60)
         assert answer.status_code == 200 and answer.json()["total"] > 0
         assert f"Using worker: {worker_class}" in server.log()
 
@@ -668,7 +640,7 @@ def test_wsgi_worker_cannot_serve_fastapi(worker_class: str, app_dir: Path,
     ):
         server.wait_for_log(r"Booting worker with pid")
         server.wait_for_workers(1)
-        answer = pool.submit(fresh_get, server, "/", 60)
+        answer = pool.submit(server.get, "/", timeout=60)
         server.wait_for_log(r"TypeError: FastAPI\.__call__\(\) missing 1 required positional "
                             r"argument: 'send'", timeout=60)
         if worker_class != "tornado":
@@ -697,7 +669,7 @@ def test_deprecated_uvicorn_worker(section: str, app_dir: Path, log_dir: Path) -
     with harness.serving(DEPRECATION_COMMANDS[section], log_dir=log_dir,
                          cwd=app_dir, env=env) as server:
         server.wait_for_workers(1)
-        assert pid_of(fresh_get(server, "/")) in {p.pid for p in server.workers()}
+        assert pid_of(server.get("/")) in {p.pid for p in server.workers()}
         log = server.log()
     warned = re.search(r"DeprecationWarning: The `uvicorn\.workers` module is deprecated\. "
                        r"Please use `uvicorn-worker` package instead\.", log)
@@ -715,7 +687,7 @@ def test_gthread_threads_share_one_core(app_dir: Path, log_dir: Path) -> None:
         cpu = lambda: sum(worker.cpu_times()[:2])  # noqa: E731
         cpu_before, start = cpu(), time.monotonic()
         with ThreadPoolExecutor(4) as pool:
-            answers = [r.json() for r in pool.map(lambda _: fresh_get(server, "/"), range(4))]
+            answers = [r.json() for r in pool.map(lambda _: server.get("/"), range(4))]
         wall, used = time.monotonic() - start, cpu() - cpu_before
     assert {a["pid"] for a in answers} == {worker.pid}
     assert len({a["thread"] for a in answers}) >= 2, "several threads served them"

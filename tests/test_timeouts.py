@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import harness
@@ -42,22 +41,7 @@ TIMEOUT = 2  # the --timeout in the commands above
 # --------------------------------------------------------------------------- helpers
 
 
-def timed_get(server: harness.Server, path: str, timeout: float = 30) -> tuple[object, float]:
-    """(status code and JSON/text body, or the exception class name; seconds taken)."""
-    start = time.monotonic()
-    try:
-        with server.client(timeout=timeout) as client:
-            r = client.get(path)
-        ctype = r.headers.get("content-type", "")
-        outcome: object = (
-            r.status_code,
-            r.json() if ctype.startswith("application/json") else r.text,
-        )
-    except httpx.HTTPError as exc:
-        outcome = type(exc).__name__
-    return outcome, time.monotonic() - start
-
-
+timed_get = harness.timed_outcome  # (status and body, or the exception name; seconds)
 in_background = harness.in_background
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tools import loadguard
+from tools.locale_numbers import number, steal  # one number format for every table
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "snippets" / "benchmarks"))
-from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
 
 HERE = ROOT / "snippets" / "scaling"  # the page's snippets: cpus.py, serve*.sh
 MIB = 2**20
@@ -189,7 +190,7 @@ def outputs(data: dict) -> dict[str, str]:
 def measure(harness, log_dir: Path) -> tuple[dict, dict]:
     """Both servers' memory and what cpus.py sees: the tables' data, and the raw runs."""
     raw = {command: measure_server(harness, command, log_dir) for command, _ in SERVERS}
-    m = harness.machine_description()
+    m = loadguard.machine()
     data = {
         "memory": {command: {state: summary(shot) for state, shot in server["states"].items()}
                    for command, server in raw.items()},

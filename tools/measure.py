@@ -2,9 +2,10 @@
 
 TARGET is one of ``benchmarks`` (wrk against every server configuration), ``concurrency`` (the
 concurrency page's table), ``memory`` (the scaling page's memory and CPU-count tables) or
-``sweep`` (the load-testing page's Locust sweep). Other arguments go to the measuring script
-(``--quick`` for benchmarks and sweep). ``--out DIR`` writes there instead of next to the page's
-snippets.
+``sweep`` (the load-testing page's Locust sweep); the measuring code of each is a private
+module of this package (``tools/_bench.py``, ``_concurrency.py``, ``_memory.py``, ``_sweep.py``).
+Other arguments go to that module (``--quick`` for benchmarks and sweep). ``--out DIR`` writes
+there instead of next to the page's snippets.
 
 Before measuring, the load guard (``tools/loadguard.py``) records the machine and refuses a
 busy one (exit code 3) unless ``--under-load`` is given; after measuring, its block (machine,
@@ -14,6 +15,7 @@ file and the tables are rendered again from it, so the tables and the data agree
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -31,19 +33,15 @@ SNIPPETS = ROOT / "snippets"
 @dataclass(frozen=True)
 class Target:
     folder: str  # under snippets/
-    script: str  # the measuring script in that folder, or a module of tools/ ("tools._memory")
+    script: str  # the measuring module of tools/ ("tools._memory")
     data: str  # the data file it writes, in the output folder
     reader_env: bool  # run with the page's reader environment (else the tests' environment)
 
-    @property
-    def is_module(self) -> bool:
-        return self.script.startswith("tools.")
-
     def command(self, python: str, out: Path, extra: list[str]) -> tuple[list[str], dict]:
-        """The script's command line and environment, writing into ``out``."""
+        """The module's command line and environment, writing into ``out``."""
         env = dict(os.environ)
-        args = [python, *(["-m"] if self.is_module else []), self.script, *extra]
-        if self.script == "measure.py":
+        args = [python, "-m", self.script, *extra]
+        if self.script == "tools._concurrency":
             env["MEASURE_OUTPUT"] = str(out / "measured.md")
         elif self.script == "tools._memory":
             env["MEASURE_OUTPUT_DIR"] = str(out)
@@ -53,10 +51,11 @@ class Target:
 
 
 TARGETS = {
-    "benchmarks": Target("benchmarks", "bench.py", "results.json", reader_env=True),
-    "concurrency": Target("concurrency", "measure.py", "measured.data.json", reader_env=False),
+    "benchmarks": Target("benchmarks", "tools._bench", "results.json", reader_env=True),
+    "concurrency": Target("concurrency", "tools._concurrency", "measured.data.json",
+                          reader_env=False),
     "memory": Target("scaling", "tools._memory", "measured.data.json", reader_env=False),
-    "sweep": Target("load_testing", "sweep.py", "sweep.data.json", reader_env=False),
+    "sweep": Target("load_testing", "tools._sweep", "sweep.data.json", reader_env=False),
 }
 
 
@@ -71,8 +70,7 @@ def python_for(target: Target) -> str:
 
 def run_script(target: Target, out: Path, extra: list[str]) -> int:
     args, env = target.command(python_for(target), out, extra)
-    cwd = ROOT if target.is_module else SNIPPETS / target.folder
-    return subprocess.run(args, cwd=cwd, env=env).returncode
+    return subprocess.run(args, cwd=ROOT, env=env).returncode
 
 
 def render(target: Target, out: Path) -> int:
@@ -95,8 +93,19 @@ def parse(argv: list[str]) -> tuple[Target, bool, Path | None, list[str]]:
     return target, under_load, out, rest
 
 
+def describe(target_name: str) -> str:
+    """What ``measure TARGET --help`` prints: the usage and the measuring module's docstring
+    (the module is imported, not run: asking for help never measures or meets the guard)."""
+    module = importlib.import_module(TARGETS[target_name].script)
+    return (f"usage: python -m tools measure {target_name} [{loadguard.UNDER_LOAD_FLAG}] "
+            f"[--out DIR] [--quick]\n\n{(module.__doc__ or '').strip()}")
+
+
 def main(argv: list[str]) -> int:
     target, under_load, out, rest = parse(argv)
+    if {"-h", "--help"} & set(rest):
+        print(describe(argv[0]))
+        return 0
     if out is None:  # a quick run never overwrites the page's results
         quick = "--quick" in rest
         out = Path(tempfile.mkdtemp(prefix=f"measure-{target.folder}-")) if quick \

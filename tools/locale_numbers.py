@@ -1,6 +1,7 @@
 """How every generated table writes a number, in each language of the handbook.
 
-One rule per language, used by bench.py, sweep.py, measure.py and measure_memory.py:
+One rule per language, used by every measuring module of tools/ (``_bench``, ``_concurrency``,
+``_memory``, ``_sweep``):
 the decimal separator is a point in English and Chinese and a comma in Vietnamese, and no
 language groups thousands. "1.305" is 1305 to a Vietnamese reader and 1.305 to an English
 one, so leaving the groups unmarked is the one way nobody misreads a table.

@@ -1,13 +1,18 @@
 """Measure each server configuration on each case (endpoint of main.py, connections) with wrk.
 
-Run it from this folder, in the virtual environment that has the servers installed:
+Tooling, not a snippet: ``python -m tools measure benchmarks`` runs it behind the load guard
+(``tools/measure.py``), in the benchmarks page's reader environment (the versions measured are
+the page's pins), from the repository root:
 
-    python bench.py                    # the full run: a few minutes; rewrites results.*
-    python bench.py --quick --out DIR  # a short run (2 s per measurement), written to DIR
+    python -m tools measure benchmarks                   # the full run: a few minutes
+    python -m tools measure benchmarks --quick --out DIR # 2 s per measurement, written to DIR
+    python -m tools render benchmarks                    # measure nothing: rewrite results.*
 
-Each configuration is the command in its .sh file, run as shown except that it listens on
-127.0.0.1 and a free port instead of 0.0.0.0:8000. Every server runs in its own process
-group and is stopped (SIGTERM, then SIGKILL for the whole group) before the next one starts.
+Each configuration is the command in its ``snippets/benchmarks/*.sh`` file, run as shown except
+that it listens on 127.0.0.1 and a free port instead of 0.0.0.0:8000. Every server runs in its
+own process group and is stopped (SIGTERM, then SIGKILL for the whole group) before the next
+one starts. Each measurement is the page's wrk command (``snippets/benchmarks/wrk.sh`` shows
+one) with the case's connections and path.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -33,13 +39,13 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from locale_numbers import number, steal  # the one number format of every generated table
+from tools import loadguard
+from tools.locale_numbers import number, steal  # the one number format of every table
 
-HERE = Path(__file__).resolve().parent
-COMMAND = "python bench.py"  # the one command that regenerates every results file
+HERE = Path(__file__).resolve().parents[1] / "snippets" / "benchmarks"  # the page's snippets
+COMMAND = "python -m tools measure benchmarks"  # regenerates every results file
 
 
-# --8<-- [start:plan]
 @dataclass(frozen=True)
 class Config:
     key: str
@@ -76,40 +82,16 @@ CASES = (
     Case("blocking", "/blocking", 32),
 )
 QUICK_CASES = ("io", "threadpool", "blocking")
-# --8<-- [end:plan]
 PACKAGES = ("fastapi", "starlette", "anyio", "uvicorn", "uvloop", "httptools", "gunicorn",
             "uvicorn-worker", "granian")
 
-# --8<-- [start:settings]
 THREADS = 2  # wrk threads; each case sets its number of connections
 SECONDS = 5  # per measurement (--quick: 2)
 WARMUP = 1  # seconds of the same load before each measurement, not counted (not for /blocking)
 WRK_TIMEOUT = 10  # seconds; a slower answer counts as an error
-# --8<-- [end:settings]
 
 
 # --------------------------------------------------------------------------- measuring
-
-
-def machine() -> dict[str, str]:
-    """What the numbers were measured on."""
-    cpu, memory = "unknown CPU", "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) * 1024 / 2**30:.0f} GiB"
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory": memory,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
 
 
 def versions() -> dict[str, str]:
@@ -220,15 +202,20 @@ def wait_until_every_worker_answers(config: Config, port: int, proc, workdir: Pa
             time.sleep(0.1)
 
 
-# --8<-- [start:wrk]
+def wrk_command(url: str, connections: int, seconds: int) -> str:
+    """One measurement's wrk command, run in snippets/benchmarks/ (report.lua is there);
+    snippets/benchmarks/wrk.sh is this command for one case, as a reader runs it."""
+    return shlex.join([
+        "wrk", "--threads", str(THREADS), "--connections", str(connections),
+        "--duration", f"{seconds}s", "--timeout", f"{WRK_TIMEOUT}s", "--script", "report.lua",
+        url,
+    ])
+
+
 def wrk(url: str, connections: int, seconds: int) -> dict:
     """One wrk run; report.lua prints its summary as JSON on the last line."""
-    command = [
-        "wrk", "--threads", str(THREADS), "--connections", str(connections),
-        "--duration", f"{seconds}s", "--timeout", f"{WRK_TIMEOUT}s",
-        "--script", str(HERE / "report.lua"), url,
-    ]
-    out = subprocess.run(command, capture_output=True, text=True, check=True,
+    out = subprocess.run(shlex.split(wrk_command(url, connections, seconds)), cwd=HERE,
+                         capture_output=True, text=True, check=True,
                          timeout=seconds + WRK_TIMEOUT + 30)
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     ms = {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()}
@@ -239,19 +226,18 @@ def wrk(url: str, connections: int, seconds: int) -> dict:
         "max_ms": ms["max"],
         "errors": raw["errors"],  # socket errors, timeouts, and "status": HTTP 4xx/5xx
     }
-# --8<-- [end:wrk]
 
 
 def measure(quick: bool) -> dict:
     if not shutil.which("wrk"):
         sys.exit("wrk not found: install it first (Debian and Ubuntu: the wrk package)")
-    seconds = 2 if quick else SECONDS
+    seconds = QUICK_SECONDS if quick else SECONDS
     cases = [c for c in CASES if c.key in QUICK_CASES or not quick]
     data = {
         "command": COMMAND + (" --quick" if quick else ""),
         "quick": quick,
         "date": datetime.date.today().isoformat(),
-        "machine": machine(),
+        "machine": loadguard.machine(),
         "load_before": round(os.getloadavg()[0], 2),
         "versions": versions(),
         "app_sha256": app_sha256(),
@@ -298,7 +284,7 @@ TEXT = {
         "blocking case, which has nothing to warm up)",
         "versions": "Versions: {versions}.",
         "caption": "**{title}** (`GET {path}`). {note}",
-        "command": "Generated by this command, run in `snippets/benchmarks/`:",
+        "command": "Measured again by this command, run from the repository root:",
         "quick": "**Quick run**: {seconds} s per measurement and only some cases. These "
         "numbers only check that the benchmark works; they are not the page's results.",
         "columns": ["Server", "Requests/s", "Ceiling", "p50 (ms)", "p99 (ms)", "Requests (failed)"],
@@ -330,7 +316,7 @@ TEXT = {
         "vào kết quả (trừ trường hợp blocking, vốn chẳng có gì để làm nóng)",
         "versions": "Phiên bản: {versions}.",
         "caption": "**{title}** (`GET {path}`). {note}",
-        "command": "Sinh ra bởi lệnh này, chạy trong `snippets/benchmarks/`:",
+        "command": "Đo lại bằng lệnh này, chạy từ thư mục gốc của repository:",
         "quick": "**Bản chạy nhanh**: mỗi phép đo {seconds} giây và chỉ vài trường hợp. Các số "
         "này chỉ để kiểm tra benchmark chạy được, không phải kết quả của trang.",
         "columns": ["Server", "Request/giây", "Trần lý thuyết", "p50 (ms)", "p99 (ms)",
@@ -363,7 +349,7 @@ TEXT = {
         "什么需要预热）",
         "versions": "版本：{versions}。",
         "caption": "**{title}**（`GET {path}`）。{note}",
-        "command": "由下面这条命令生成（在 `snippets/benchmarks/` 目录下运行）：",
+        "command": "在仓库根目录运行下面这条命令即可重新测量：",
         "quick": "**快速运行**：每项测量 {seconds} 秒，只测部分场景。这些数字只用于检查基准"
         "测试能否运行，不是本页的结果。",
         "columns": ["服务器", "每秒请求数", "理论上限", "p50（ms）", "p99（ms）", "请求数（失败）"],
@@ -441,7 +427,7 @@ def render_markdown(data: dict, lang: str) -> str:
         t["command"],
         "",
         "```bash",
-        data["command"],
+        COMMAND + (" --quick" if data["quick"] else ""),
         "```",
     ]
     configs = {c["key"]: c for c in data["configs"]}
@@ -516,6 +502,69 @@ def render_charts(data: dict, lang: str) -> dict[str, str]:
     return charts
 
 
+
+# --------------------------------------------------------------------------- the plan
+
+#: The plan's words: what every full run measures, rendered into plan.md (.vi.md, .zh.md).
+PLAN_TEXT = {
+    "en": {
+        "configs": "**Configurations**, one after the other: {configs} (×2: two worker "
+        "processes).",
+        "cases": "**Cases**, in this order; every configuration runs every case, and "
+        "`/blocking` comes last because it leaves a queue of stalled requests behind it:",
+        "columns": ["Case", "Endpoint", "Connections"],
+        "measurement": "**Each measurement**: wrk with {threads} threads for {seconds} s, after "
+        "{warmup} s of the same load that is not counted (not for `/blocking`); an answer slower "
+        "than {timeout} s counts as an error.",
+        "quick": "**A quick run** measures {quick_seconds} s per case, and only {quick}.",
+    },
+    "vi": {
+        "configs": "**Cấu hình**, lần lượt từng cái: {configs} (×2: hai tiến trình worker).",
+        "cases": "**Trường hợp đo**, theo thứ tự này; cấu hình nào cũng chạy đủ mọi trường hợp, "
+        "và `/blocking` chạy sau cùng vì nó để lại một hàng đợi request bị kẹt:",
+        "columns": ["Trường hợp", "Endpoint", "Số kết nối"],
+        "measurement": "**Mỗi phép đo**: wrk với {threads} luồng trong {seconds} giây, sau "
+        "{warmup} giây chạy cùng tải đó để làm nóng, không tính vào kết quả (trừ `/blocking`); "
+        "phản hồi nào chậm hơn {timeout} giây bị tính là lỗi.",
+        "quick": "**Bản chạy nhanh** đo mỗi trường hợp {quick_seconds} giây, và chỉ đo {quick}.",
+    },
+    "zh": {
+        "configs": "**配置**，依次运行：{configs}（×2：两个工作进程）。",
+        "cases": "**场景**，按此顺序；每个配置都运行全部场景，`/blocking` 放在最后，因为它会留下"
+        "一串被卡住的请求：",
+        "columns": ["场景", "端点", "连接数"],
+        "measurement": "**每项测量**：wrk 用 {threads} 个线程运行 {seconds} 秒，之前先用同样的"
+        "负载预热 {warmup} 秒且不计入结果（`/blocking` 除外）；超过 {timeout} 秒的响应计为错误。",
+        "quick": "**快速运行**每个场景只测 {quick_seconds} 秒，且只测 {quick}。",
+    },
+}
+QUICK_SECONDS = 2
+
+
+def render_plan(lang: str) -> str:
+    """The plan of a full run (CONFIGS, CASES and the settings above), in ``lang``."""
+    t = PLAN_TEXT[lang]
+    comma = "、" if lang == "zh" else ", "
+    rows = [f"| {c.key} | `GET {c.path}` | {c.connections} |" for c in CASES]
+    return "\n".join([
+        "- " + t["configs"].format(configs=comma.join(c.label for c in CONFIGS)),
+        "- " + t["cases"],
+        "",
+        "    | " + " | ".join(t["columns"]) + " |",
+        "    |---|---|--:|",
+        *("    " + row for row in rows),
+        "",
+        "- " + t["measurement"].format(threads=THREADS, seconds=SECONDS, warmup=WARMUP,
+                                      timeout=WRK_TIMEOUT),
+        "- " + t["quick"].format(quick_seconds=QUICK_SECONDS, quick=comma.join(QUICK_CASES)),
+    ]) + "\n"
+
+
+def plan_outputs() -> dict[str, str]:
+    """The plan in every language: file name -> text (rendered from this module alone)."""
+    return {f"plan{'' if lang == 'en' else '.' + lang}.md": render_plan(lang)
+            for lang in PLAN_TEXT}
+
 def outputs(data: dict) -> dict[str, str]:
     """Every file generated from the data: file name -> text."""
     files = {"results.json": json.dumps(data, indent=2, ensure_ascii=False) + "\n"}
@@ -529,10 +578,11 @@ def outputs(data: dict) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per measurement, 3 cases")
-    parser.add_argument("--out", type=Path, help="where to write (default: next to this file; "
+    parser.add_argument("--out", type=Path, help="where to write (default: snippets/benchmarks/; "
                         "for --quick, a new temporary folder)")
     parser.add_argument("--render", action="store_true",
-                        help="measure nothing: rewrite the tables and charts from results.json")
+                        help="measure nothing: rewrite the plan, tables and charts "
+                        "(from results.json)")
     args = parser.parse_args()
     quick_run = args.quick and not args.render
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-quick-")) if quick_run else HERE)
@@ -544,6 +594,8 @@ def main() -> None:
         data = measure(args.quick)
     out.mkdir(parents=True, exist_ok=True)
     files = outputs(data)
+    if args.render:  # the plan comes from this module: rendered with the tables
+        files.update(plan_outputs())
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
     print(f"wrote {len(files)} files to {out}")

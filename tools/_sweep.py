@@ -1,16 +1,18 @@
 """Find the worker count where throughput stops growing: one Locust run per worker count.
 
-Run it from this folder, in the virtual environment that has Gunicorn and Locust:
+Tooling, not a snippet: ``python -m tools measure sweep`` runs it behind the load guard
+(``tools/measure.py``), from the repository root:
 
-    python sweep.py                      # 1 to 4 workers, 3 rounds of 10 s; rewrites sweep*.md
-    python sweep.py --quick --out DIR    # 1 and 2 workers, one round of 2 s, written to DIR
-    python sweep.py --render             # measure nothing: rewrite sweep*.md from sweep.data.json
+    python -m tools measure sweep                   # 1 to 4 workers, 3 rounds of 10 s
+    python -m tools measure sweep --quick --out DIR # 1 and 2 workers, one round of 2 s, to DIR
+    python -m tools render sweep                    # measure nothing: rewrite sweep*.md
 
 Each run starts the command of serve.sh with --workers N, on 127.0.0.1 and a free port,
-waits until it answers, runs Locust headless against it (on this same machine), and stops
-the server: SIGTERM to its process group, SIGKILL if it is still there 30 s later. Rounds go
-1, 2, 3, 4 workers, then 4, 3, 2, 1, and so on; each row of the table is the run with the
-median throughput for its worker count, so one disturbed run does not decide a row.
+waits until it answers, runs the page's Locust command (``snippets/load_testing/sweep_run.sh``
+is one run of it) headless against it on this same machine, and stops the server: SIGTERM to
+its process group, SIGKILL if it is still there 30 s later. Rounds go 1, 2, 3, 4 workers, then
+4, 3, 2, 1, and so on; each row of the table is the run with the median throughput for its
+worker count, so one disturbed run does not decide a row.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -35,12 +36,11 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
+from tools import loadguard
+from tools.locale_numbers import number, steal  # one number format for every table
 
-HERE = Path(__file__).resolve().parent
-COMMAND = "python sweep.py"  # the one command that regenerates sweep.md (and .vi.md, .zh.md)
-# --8<-- [start:settings]
+HERE = Path(__file__).resolve().parents[1] / "snippets" / "load_testing"  # the page's snippets
+COMMAND = "python -m tools measure sweep"  # regenerates sweep.md (and .vi.md, .zh.md)
 # serve.sh with the worker count varied, on loopback, and without Gunicorn's control socket
 # (a throwaway server needs none, and several in a row would reuse one path)
 SERVER = ("gunicorn main:app --worker-class uvicorn_worker.UvicornWorker --workers {workers}"
@@ -49,24 +49,62 @@ USERS = 20  # simulated users, each sending its next request as soon as the last
 SECONDS = 10  # per run (--quick: 2)
 WORKERS = (1, 2, 3, 4)  # (--quick: 1 and 2)
 ROUNDS = 3  # runs per worker count (--quick: 1)
-# --8<-- [end:settings]
 
 
-def machine() -> dict[str, str]:
-    """What the numbers were measured on."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
+
+#: The plan's words: what a full sweep runs, rendered into sweep_plan.md (.vi.md, .zh.md).
+PLAN_TEXT = {
+    "en": {
+        "server": "**The server**: serve.sh with the worker count varied, on loopback and "
+                  "without Gunicorn's control socket (a throwaway server needs none, and several "
+                  "in a row would reuse one path): `{server}`.",
+        "load": "**The load**: Locust with {users} users, each sending its next request as soon "
+                "as the last one returns, for {seconds} s per run.",
+        "counts": "**Worker counts**: {counts}, in {rounds} rounds that alternate the order; a "
+                  "quick run (`--quick`) runs only {quick} workers, once, {quick_seconds} s each.",
+    },
+    "vi": {
+        "server": "**Server**: serve.sh với số worker thay đổi, trên loopback và không có "
+                  "control socket của Gunicorn (server dùng một lần thì không cần, và nhiều "
+                  "server chạy nối tiếp sẽ dùng lại cùng một đường dẫn): `{server}`.",
+        "load": "**Tải**: Locust với {users} user, mỗi user gửi request kế tiếp ngay khi "
+                "request trước trả về, mỗi lần chạy {seconds} giây.",
+        "counts": "**Số worker**: {counts}, qua {rounds} vòng, mỗi vòng đảo ngược thứ tự của "
+                  "vòng trước; bản chạy nhanh (`--quick`) chỉ chạy {quick} worker, mỗi số một "
+                  "lần, mỗi lần {quick_seconds} giây.",
+    },
+    "zh": {
+        "server": "**服务器**：serve.sh，只改变工作进程数，监听回环地址，且不开 Gunicorn 的控制"
+                  "套接字（一次性的服务器用不到它，而连续启动的几个会复用同一路径）：`{server}`。",
+        "load": "**负载**：Locust 模拟 {users} 个用户，每个用户在上一个请求返回后立即发送下一个，"
+                "每次运行 {seconds} 秒。",
+        "counts": "**工作进程数**：{counts}，共 {rounds} 轮，每轮顺序与上一轮相反；快速运行"
+                  "（`--quick`）只测 {quick} 个工作进程，各跑一次，每次 {quick_seconds} 秒。",
+    },
+}
+AND = {"en": " and ", "vi": " và ", "zh": " 和 "}
+QUICK_SECONDS = 2
+QUICK_WORKERS = WORKERS[:2]
+
+
+def render_plan(lang: str) -> str:
+    """The plan of a full sweep (the settings above), in ``lang``."""
+    t = PLAN_TEXT[lang]
+    comma = "、" if lang == "zh" else ", "
+    server = SERVER.format(workers="N", port=8000)
+    return "\n".join([
+        "- " + t["server"].format(server=server),
+        "- " + t["load"].format(users=USERS, seconds=SECONDS),
+        "- " + t["counts"].format(counts=comma.join(map(str, WORKERS)), rounds=ROUNDS,
+                                  quick=AND[lang].join(map(str, QUICK_WORKERS)),
+                                  quick_seconds=QUICK_SECONDS),
+    ]) + "\n"
+
+
+def plan_outputs() -> dict[str, str]:
+    """The plan in every language: file name -> text (rendered from this module alone)."""
+    return {f"sweep_plan{'' if lang == 'en' else '.' + lang}.md": render_plan(lang)
+            for lang in PLAN_TEXT}
 
 
 def free_port() -> int:
@@ -84,6 +122,16 @@ def wait_until_answers(url: str, server: subprocess.Popen, timeout: float = 60) 
         if server.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the server did not answer {url}")
         time.sleep(0.2)
+
+
+def locust_command(seconds: int, host: str, json_file: str) -> str:
+    """One run's Locust command (run in snippets/load_testing/, where locustfile.py is);
+    snippets/load_testing/sweep_run.sh is this command for one full-length run."""
+    return shlex.join([
+        "locust", "-f", "locustfile.py", "--headless", "--users", str(USERS),
+        "--spawn-rate", str(USERS), "--run-time", f"{seconds}s", "--host", host,
+        "--json-file", json_file, "--only-summary", "--exit-code-on-error", "1",
+    ])
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
@@ -120,12 +168,10 @@ def measure(workers: int, seconds: int, scratch: Path) -> dict[str, float]:
             time.sleep(0.1)
         time.sleep(1)  # let the last worker finish starting its app
         group = [psutil.Process(server.pid), *psutil.Process(server.pid).children()]
-        locust = psutil.Popen(
-            [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless",
-             "--users", str(USERS), "--spawn-rate", str(USERS), "--run-time", f"{seconds}s",
-             "--host", f"http://127.0.0.1:{port}", "--json-file", str(scratch / f"run-{workers}"),
-             "--only-summary", "--exit-code-on-error", "1"],
-            cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = locust_command(seconds, f"http://127.0.0.1:{port}",
+                                 str(scratch / f"run-{workers}"))
+        locust = psutil.Popen([sys.executable, "-m", *shlex.split(command)], cwd=HERE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples = []  # (wall clock, Locust CPU seconds, server CPU seconds), ten a second
         while locust.poll() is None:
             samples.append((time.time(), cpu_seconds([locust]), cpu_seconds(group)))
@@ -169,10 +215,10 @@ def measure(workers: int, seconds: int, scratch: Path) -> dict[str, float]:
 #: The table's words in each language of the handbook (sweep.md, sweep.vi.md, sweep.zh.md).
 TEXT = {
     "en": {
-        "intro": "Measured by `{command}` on {date}: {cpu}, {cores} cores, {memory}, {os}, "
-                 "Python {python}; Gunicorn {gunicorn} with uvicorn-worker {uw}, Locust {locust} "
-                 "with {users} users on the same machine, {seconds} s per run; each row is "
-                 "the median of {rounds} runs. Load average before the runs: {load}.",
+        "intro": "Measured on {date} by the sweep `{command}` runs: {cpu}, {cores} cores, "
+                 "{memory}, {os}, Python {python}; Gunicorn {gunicorn} with uvicorn-worker {uw}, "
+                 "Locust {locust} with {users} users on the same machine, {seconds} s per run; "
+                 "each row is the median of {rounds} runs. Load average before the runs: {load}.",
         "columns": ["workers", "requests/s", "median (ms)", "p95 (ms)", "p99 (ms)", "failures",
                     "server CPU (cores)", "Locust CPU (cores)", "seconds measured"],
         "workers": ("{k} worker", "{k} workers"),
@@ -183,10 +229,11 @@ TEXT = {
                 "only part of its CPU, so these rows show the method, not the app's capacity.",
     },
     "vi": {
-        "intro": "Đo bằng `{command}` ngày {date}: {cpu}, {cores} lõi, {memory}, {os}, "
-                 "Python {python}; Gunicorn {gunicorn} với uvicorn-worker {uw}, Locust {locust} "
-                 "với {users} user chạy trên cùng máy, mỗi lần chạy {seconds} giây; mỗi dòng "
-                 "là trung vị của {rounds} lần chạy. Load average trước khi chạy: {load}.",
+        "intro": "Đo ngày {date} bằng phép quét mà `{command}` chạy: {cpu}, {cores} lõi, "
+                 "{memory}, {os}, Python {python}; Gunicorn {gunicorn} với uvicorn-worker {uw}, "
+                 "Locust {locust} với {users} user chạy trên cùng máy, mỗi lần chạy {seconds} "
+                 "giây; mỗi dòng là trung vị của {rounds} lần chạy. Load average trước khi "
+                 "chạy: {load}.",
         "columns": ["worker", "request/giây", "trung vị (ms)", "p95 (ms)", "p99 (ms)", "lỗi",
                     "CPU server (lõi)", "CPU Locust (lõi)", "số giây đo được"],
         "workers": ("{k} worker", "{k} worker"),
@@ -198,7 +245,7 @@ TEXT = {
                 "dụng.",
     },
     "zh": {
-        "intro": "由 `{command}` 于 {date} 测得：{cpu}，{cores} 核，{memory}，{os}，"
+        "intro": "于 {date} 由 `{command}` 运行的扫描测得：{cpu}，{cores} 核，{memory}，{os}，"
                  "Python {python}；Gunicorn {gunicorn} 配合 uvicorn-worker {uw}，Locust {locust} "
                  "在同一台机器上模拟 {users} 个用户，每次运行 {seconds} 秒；每一行取 {rounds} "
                  "次运行的中位数。运行前的负载均值：{load}。",
@@ -263,7 +310,8 @@ def conclusion(rows: list[dict[str, float]], words: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 and 2 workers, one 2 s round")
-    parser.add_argument("--out", type=Path, default=HERE, help="where sweep.md goes")
+    parser.add_argument("--out", type=Path, default=HERE,
+                        help="where sweep.md goes (default: snippets/load_testing/)")
     parser.add_argument("--render", action="store_true",
                         help="measure nothing: rewrite the tables from sweep.data.json")
     args = parser.parse_args()
@@ -271,8 +319,12 @@ def main() -> None:
     if args.render:
         data = json.loads((args.out / "sweep.data.json").read_text())
     else:
-        data = sweep(*((2, WORKERS[:2], 1) if args.quick else (SECONDS, WORKERS, ROUNDS)))
-    for name, text in outputs(data).items():
+        data = sweep(*((QUICK_SECONDS, QUICK_WORKERS, 1) if args.quick
+                       else (SECONDS, WORKERS, ROUNDS)))
+    files = outputs(data)
+    if args.render:  # the plan comes from this module: rendered with the tables
+        files.update(plan_outputs())
+    for name, text in files.items():
         (args.out / name).write_text(text)
     print(report(data))
 
@@ -286,7 +338,7 @@ def sweep(seconds: int, counts: tuple[int, ...], rounds: int) -> dict:
             for n in counts if r % 2 == 0 else counts[::-1]:
                 runs[n].append(measure(n, seconds, Path(scratch) / f"round-{r}"))
     return {
-        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "date": datetime.date.today().isoformat(), "machine": loadguard.machine(),
         "versions": {"gunicorn": version("gunicorn"), "uw": version("uvicorn-worker"),
                      "locust": version("locust")},
         "users": USERS, "seconds": seconds, "rounds": rounds, "load": load,

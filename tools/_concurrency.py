@@ -1,10 +1,10 @@
-"""Measure the concurrency page's claims on this machine and write measured.md.
+"""Measure the concurrency page's claims on this machine and write measured.md (.vi.md, .zh.md).
 
-Run it from this folder; it starts each server the page shows, measures it, and stops it:
-
-    python measure.py
-
-The table it writes replaces guessed speed-ups with numbers from real servers.
+Tooling, not a snippet: ``python -m tools measure concurrency`` runs it behind the load guard
+(``tools/measure.py``); ``python -m tools render concurrency`` rewrites the tables from
+measured.data.json without measuring. It starts each server the page shows through the test
+harness, measures it, and stops it. The tests of the concurrency page import :func:`run` and
+:class:`Run` from here, and run the whole measurement once on a small scale (``TEST``).
 """
 
 import asyncio
@@ -24,10 +24,11 @@ from pathlib import Path
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locale_numbers import number, steal  # noqa: E402  (one number format for every table)
+from tools import loadguard
+from tools.locale_numbers import number, steal  # one number format for every table
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "snippets" / "concurrency"  # the page's snippets
 
 
 @dataclass
@@ -238,7 +239,7 @@ TEXT = {
         "cpu_rows": [what for _, _, what in CPU_ROWS],
         "measured": "Measured on {cpu} ({cores} cores, {memory}), {os}, Python {python}; "
                     "{versions}; {date}; load average {load_before} before, {load_after} after. "
-                    "Regenerate with `{command}` in `snippets/concurrency/`.",
+                    "Regenerate with `{command}` from the repository root.",
     },
     "vi": {
         "io_title": "**{requests} request cùng lúc, mỗi request chờ {seconds} giây**, một "
@@ -257,7 +258,7 @@ TEXT = {
                      "dirty worker của Gunicorn (2), 1 worker"],
         "measured": "Đo trên {cpu} ({cores} lõi, {memory}), {os}, Python {python}; {versions}; "
                     "ngày {date}; load average {load_before} trước khi đo, {load_after} sau khi "
-                    "đo. Sinh lại bằng `{command}` trong `snippets/concurrency/`.",
+                    "đo. Sinh lại bằng `{command}` từ thư mục gốc của repository.",
     },
     "zh": {
         "io_title": "**同时发出 {requests} 个请求，每个等待 {seconds} 秒**，一个工作进程：",
@@ -275,12 +276,12 @@ TEXT = {
                      "直接在 `async def` 中计算，2 个工作进程",
                      "Gunicorn 的 dirty 工作进程（2 个），1 个工作进程"],
         "measured": "测量环境：{cpu}（{cores} 核，{memory}），{os}，Python {python}；{versions}；"
-                    "{date}；1 分钟平均负载：测量前 {load_before}，测量后 {load_after}。在 "
-                    "`snippets/concurrency/` 目录下运行 `{command}` 可重新生成。",
+                    "{date}；1 分钟平均负载：测量前 {load_before}，测量后 {load_after}。"
+                    "在仓库根目录运行 `{command}` 可重新生成。",
     },
 }
 LANGS = tuple(TEXT)
-COMMAND = "python measure.py"
+COMMAND = "python -m tools measure concurrency"
 
 
 def render(data: dict, lang: str) -> str:
@@ -341,7 +342,7 @@ def measure(harness, scale: Scale, log_dir: Path) -> tuple[dict, dict]:
     load_before = os.getloadavg()[0]  # other programs' CPU use changes the CPU rows
     io = measure_io(harness, scale, log_dir)
     cpu = measure_cpu(harness, scale, log_dir)
-    m = harness.machine_description()
+    m = loadguard.machine()
     data = {
         "scale": asdict(scale),
         "io": {path: summary(r) for path, r in io.items()},
@@ -362,7 +363,7 @@ def main() -> None:
         data = json.loads(out.with_name(f"{out.stem}.data.json").read_text("utf-8"))
     else:
         # The handbook's test harness starts and stops the servers exactly as the tests do.
-        sys.path.insert(0, str(HERE.parents[1] / "tests"))
+        sys.path.insert(0, str(ROOT / "tests"))
         import harness
 
         scale = TEST if os.environ.get("MEASURE_SCALE") == "test" else Scale()
