@@ -103,10 +103,20 @@ def as_run(data: dict) -> measure.Run:
 def run_measure_command(log_dir: Path) -> dict:
     """The page's measure command, on the test scale: its table and its raw runs."""
     out, raw = log_dir / "measured.md", log_dir / "measured.json"
-    result = harness.run("concurrency/measure.sh", env={
-        "MEASURE_SCALE": "test", "MEASURE_OUTPUT": str(out), "MEASURE_DATA": str(raw),
-        "HANDBOOK_LOG_DIR": str(log_dir),
-    }, timeout=280, log_dir=log_dir)
+    try:
+        result = harness.run("concurrency/measure.sh", env={
+            "MEASURE_SCALE": "test", "MEASURE_OUTPUT": str(out), "MEASURE_DATA": str(raw),
+            "HANDBOOK_LOG_DIR": str(log_dir),
+        }, timeout=280, log_dir=log_dir)
+    except harness.HarnessError as failure:
+        # measure.sh measures every row or none: one row whose server does not exist in this
+        # release (the dirty workers before Gunicorn 25) stops the whole measurement.
+        missing = re.search(r"Skipped: not applicable: (.*)", str(failure))
+        if missing:
+            raise harness.HarnessError(
+                f"measure.sh measured nothing: one of its rows is not applicable "
+                f"({missing[1]})") from failure
+        raise
     runs = json.loads(raw.read_text("utf-8"))
     return {
         "output": result.output,
@@ -481,8 +491,9 @@ def test_dirty_client_per_context_leaks_a_connection_per_request(log_dir: Path) 
                 for _ in range(30):
                     client.get(path).raise_for_status()
                 opened[path] = worker.num_fds() - before
-        assert opened["/cpu/dirty?n=10"] <= 3, opened
-        assert opened["/cpu/dirty-context-client?n=10"] >= 25, opened
+        assert opened["/cpu/dirty?n=10"] <= 3, f"sockets left open by 30 requests: {opened}"
+        assert opened["/cpu/dirty-context-client?n=10"] >= 25, (
+            f"the per-context client did not leak: sockets left open by 30 requests: {opened}")
     finally:
         stop_dirty(server)
 
@@ -515,7 +526,10 @@ def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> No
     if not used:
         rc, took, log = stop_after(False, log_dir)
         assert rc == 0
-        assert re.search(r"Dirty arbiter \(pid:\d+\) exited", log), log[-1500:]
+        # The master logs the arbiter's exit status; Gunicorn 25 (whose master can reap the
+        # arbiter without logging it) has only the arbiter's own last line.
+        exited = r"Dirty arbiter \(pid:\d+\) exited|Dirty arbiter exiting \(pid: \d+\)"
+        assert re.search(exited, log), f"the dirty arbiter did not exit: {log[-1500:]}"
         assert "killed by signal" not in log, log[-1500:]
         return
     stops = []
