@@ -461,6 +461,9 @@ def not_applicable(command: str, snip: Snippet, reader: ReaderEnv | None) -> str
             continue
         pinned_help = _help_of(pinned_bin / prog)
         help_ = _help_of(reader.bin / prog, str(reader.path))
+        if prog == "gunicorn":  # options exported in GUNICORN_CMD_ARGS are Gunicorn's too
+            exported = re.findall(r"GUNICORN_CMD_ARGS=(['\"])(.*?)\1", text, re.S)
+            segment = " ".join([segment, *(value for _, value in exported)])
         for option in dict.fromkeys(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", segment)):
             known = re.compile(rf"(?<![\w-]){re.escape(option)}(?![\w-])")
             if known.search(pinned_help) and not known.search(help_):

@@ -107,8 +107,13 @@ def run_measure_command(log_dir: Path) -> dict:
          "--out", str(log_dir)], cwd=harness.ROOT, capture_output=True, text=True, timeout=280,
         env={**os.environ, "MEASURE_SCALE": "test", "MEASURE_DATA": str(raw),
              "HANDBOOK_LOG_DIR": str(log_dir)})
-    assert result.returncode == 0, (f"{measure.COMMAND}: exit code {result.returncode}\n"
-                                    f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    # The measurement takes every row or none: one row whose server does not exist in a
+    # version set's release (the dirty workers before Gunicorn 25) stops the whole of it.
+    missing = re.search(r"not applicable: (.*)", result.stdout + result.stderr)
+    assert result.returncode == 0, (
+        f"{measure.COMMAND}: exit code {result.returncode}"
+        + (f": one of its rows is not applicable ({missing[1]})" if missing else "")
+        + f"\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
     runs = json.loads(raw.read_text("utf-8"))
     return {
         "output": result.stdout,
@@ -489,8 +494,9 @@ def test_dirty_client_per_context_leaks_a_connection_per_request(log_dir: Path) 
                 for _ in range(30):
                     client.get(path).raise_for_status()
                 opened[path] = worker.num_fds() - before
-        assert opened["/cpu/dirty?n=10"] <= 3, opened
-        assert opened["/cpu/dirty-context-client?n=10"] >= 25, opened
+        assert opened["/cpu/dirty?n=10"] <= 3, f"sockets left open by 30 requests: {opened}"
+        assert opened["/cpu/dirty-context-client?n=10"] >= 25, (
+            f"the per-context client did not leak: sockets left open by 30 requests: {opened}")
     finally:
         stop_dirty(server)
 
@@ -523,7 +529,10 @@ def test_dirty_workers_delay_shutdown_after_use(used: bool, log_dir: Path) -> No
     if not used:
         rc, took, log = stop_after(False, log_dir)
         assert rc == 0
-        assert re.search(r"Dirty arbiter \(pid:\d+\) exited", log), log[-1500:]
+        # The master logs the arbiter's exit status; Gunicorn 25 (whose master can reap the
+        # arbiter without logging it) has only the arbiter's own last line.
+        exited = r"Dirty arbiter \(pid:\d+\) exited|Dirty arbiter exiting \(pid: \d+\)"
+        assert re.search(exited, log), f"the dirty arbiter did not exit: {log[-1500:]}"
         assert "killed by signal" not in log, log[-1500:]
         return
     stops = []

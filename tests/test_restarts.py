@@ -641,7 +641,7 @@ def test_max_requests_recycles_workers(section: str, log_dir: Path) -> None:
                 break
         assert len(served) >= 3, (served, errors)  # the 2 first workers and a replacement
         log = server.log()
-        assert re.search(RECYCLED[section], log)
+        assert re.search(RECYCLED[section], log), f"no log line says why: {RECYCLED[section]!r}"
         limits = {int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded", log)}
         assert limits <= {4, 5, 6}, limits  # --max-requests 4 plus a jitter of 0 to 2
         server.wait_for_workers(2)  # stop only booted workers (see the asgi TERM test below)

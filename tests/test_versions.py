@@ -65,6 +65,9 @@ def test_a_worker_class_or_option_the_release_lacks_is_not_applicable(monkeypatc
     monkeypatch.setenv(harness.VERSION_OVERRIDES_VAR, json.dumps(OLD))
     reason = harness.not_applicable(command, snip, harness.reader_env("quickstart"))
     assert reason == "gunicorn 23.0.0 has no asgi worker class"
+    exported = harness.snippet("configuration/reviewed_line.sh:asgi")  # in GUNICORN_CMD_ARGS
+    assert harness.not_applicable(harness.command_of(exported), exported,
+                                  harness.reader_env("quickstart")) == reason
     uvicorn = harness.snippet("quickstart/uvicorn_workers.sh")
     assert harness.not_applicable(harness.command_of(uvicorn), uvicorn,
                                   harness.reader_env("quickstart")) is None
@@ -108,6 +111,7 @@ def test_outcomes_are_read_from_the_test_report(tmp_path) -> None:
         "outcome": "not applicable", "reason": "gunicorn 23.0.0 has no asgi worker class"}
     assert found[name + "test_skipped_for_another_reason"]["outcome"] == "skipped"
     assert found[name + "test_one_case_fails"]["outcome"] == "failed"
+    assert found[name + "test_one_case_fails"]["reason"].startswith("[2] "), "names the case"
     assert "case 2 failed" in found[name + "test_one_case_fails"]["reason"]
 
 

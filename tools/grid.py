@@ -159,12 +159,15 @@ def outcomes(report: Path) -> dict[str, dict]:
     cases: dict[str, list[tuple[str, str]]] = {}
     for case in ET.parse(report).getroot().iter("testcase"):
         module = case.get("classname", "").replace(".", "/")
+        param = re.search(r"\[(.*)\]$", case.get("name", ""))
         name = re.sub(r"\[.*\]$", "", case.get("name", ""))
         key = f"{module}.py::{name}"
         bad = case.find("failure") if case.find("failure") is not None else case.find("error")
         skip = case.find("skipped")
         if bad is not None:
-            item = ("failed", _one_line(bad.get("message")) or _one_line(bad.text))
+            line = _one_line(bad.get("message")) or _one_line(bad.text)
+            # a parametrised case says which one failed: "[gunicorn asgi worker] Assertion..."
+            item = ("failed", f"[{param[1]}] {line}" if param else line)
         elif skip is not None:
             message = (skip.get("message") or "").strip()
             message = re.sub(r"^Skipped: ", "", message)
@@ -180,7 +183,10 @@ def outcomes(report: Path) -> dict[str, dict]:
         for wanted in ("failed", "passed", "not applicable", "skipped"):
             hit = [i for i in items if i[0] == wanted]
             if hit:
-                result[key] = {"outcome": wanted, "reason": hit[0][1]} if wanted != "passed" \
+                reason = hit[0][1]
+                if wanted == "failed" and len(hit) > 1:
+                    reason += f" (and {len(hit) - 1} more failed case(s))"
+                result[key] = {"outcome": wanted, "reason": reason} if wanted != "passed" \
                     else {"outcome": "passed"}
                 break
     return result
@@ -340,8 +346,10 @@ def main(argv: list[str]) -> int:
             with open(target, "a", encoding="utf-8") as f:
                 f.write(summary)
         print(summary)
-        data = merge(data, claims, entry, results)
-        save_data(data)
+        with open(ROOT / ".cache" / "grid.lock", "w") as lock:  # another grid run may be saving
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = merge(load_data(), claims, entry, results)  # what others saved meanwhile
+            save_data(data)
         grid_render.write(data)
         return code
     for name in args.sets or list(SETS):

@@ -2,4 +2,4 @@
 # time (oldest first); the first release where the outcome differs goes into grid.json
 .venv/bin/python -m tools grid --set gunicorn-23 \
     --tests tests/test_timeouts.py::test_uvicorn_supervisor_does_not_kill_a_blocked_worker \
-    --versions uvicorn=0.30.6,0.31.0,0.32.0,0.33.0,0.34.0
+    --versions uvicorn=0.30.6,0.34.0,0.36.1,0.37.0
