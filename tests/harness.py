@@ -1153,6 +1153,13 @@ class Held:
         self.extras = []
         return outcomes
 
+    def close_extras(self) -> None:
+        """Close every extra connection unfinished: no request reaches the app, so none
+        counts towards a worker's ``--max-requests``."""
+        for half in self.extras:
+            half.sock.close()
+        self.extras = []
+
     def close(self) -> None:
         """Close every connection, held or extra, finished or not (safe to call again)."""
         for half in [*self.by_worker.values(), *self.extras]:

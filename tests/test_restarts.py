@@ -691,7 +691,9 @@ def test_max_requests_under_traffic(section: str, held: str, log_dir: Path) -> N
     with harness.serving(f"{MAX_REQUESTS}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
         first = {w.pid for w in server.wait_for_workers(2)}
         arriving = harness.hold_one_connection_per_worker(server, first)
-        assert set(arriving.finish_extras()) <= {"answered"}
+        # Finished, the extras would count towards the limit of 4 (a loaded kernel may hand
+        # one worker three of them, and it would recycle before the traffic starts).
+        arriving.close_extras()
         answered: Counter = Counter()
         failures: list[str] = []
         stop = threading.Event()
