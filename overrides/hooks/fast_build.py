@@ -17,19 +17,27 @@ work and keeps the output:
   parses (its text, and so the index, is the same), and what a page's HTML gives is kept by
   content, so a rebuild parses only the pages that changed.
 * **Compiled templates.** Each build makes a new Jinja environment that compiles the theme's
-  templates again; a bytecode cache keyed by each template's source is shared between builds.
+  templates again; Jinja's bytecode cache, keyed by each template's source, is shared between
+  the builds of a process and kept in ``.cache/jinja-bytecode/`` (compiled code, like ``.pyc``
+  files) for the next process.
 * **Chinese segmentation only in builds that include Chinese.** Material runs jieba on every
   run of Chinese characters in the index. The full build (and any build with ``zh``) does as
   before; a build of other languages only (``HANDBOOK_LANGUAGES=vi``, the editing loop)
   leaves the glossary's Chinese column unsegmented in its index instead of loading jieba's
   dictionary.
 
+The generated HTML has no per-line anchors in code blocks either, but that is mkdocs.yml's
+``pymdownx.highlight`` options, not this hook.
+
 ``HANDBOOK_FAST_BUILD=0`` turns all of it off. ``tests/test_site.py`` builds the Chinese
 site that way and checks that every page and every search entry is the same as in the full
-build (``test_fast_build_gives_the_same_site``).
+build (``test_fast_build_changes_no_page_and_no_search_entry``).
 
-State lives on the patched functions and in a module registered in ``sys.modules``, so it
-survives ``mkdocs serve``, which executes hook files again on every rebuild.
+It replaces four names in code it does not own (``pymdownx.highlight.highlight``, Pygments'
+``HtmlFormatter._create_stylesheet``, and ``Parser`` and ``jieba`` in Material's search plugin);
+if a new release lacks one, the build warns (so ``--strict`` fails) and names this file. State
+lives on the replaced functions and in a module registered in ``sys.modules``, so it survives
+``mkdocs serve``, which executes hook files again on every rebuild.
 """
 
 from __future__ import annotations
