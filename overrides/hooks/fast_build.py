@@ -132,7 +132,7 @@ def _frozen(options: dict):
 
 
 def _memo_highlight(original):
-    cache = _Bounded(8192)
+    cache = _Bounded(2048)  # the site has some 400 distinct code blocks
 
     def highlight(code, lexer, formatter, outfile=None):
         lexer_options, formatter_options = _frozen(lexer.options), _frozen(formatter.options)
@@ -191,7 +191,7 @@ def plain_code(html: str) -> str:
 
 
 def _caching_parser(original):
-    cache = _Bounded(512)
+    cache = _Bounded(160)  # two full builds of pages (25 pages in 3 languages)
 
     class Parser(original):
         """Material's search Parser: parses plain_code(html), once per distinct page HTML."""
