@@ -44,7 +44,8 @@ def one_build(languages: str | None, site: Path) -> tuple[float, float]:
         env["HANDBOOK_LANGUAGES"] = languages
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
+    # No -q: it would hide the warnings --strict fails on (MkDocs counts only what it logs).
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
                         "--site-dir", str(site)], cwd=ROOT, env=env, capture_output=True,
                        text=True)
     wall = time.monotonic() - start
