@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 from html.parser import HTMLParser
 from importlib.metadata import version
@@ -227,3 +228,46 @@ def test_translated_pages_have_no_english_interface_strings(built_site: Path, la
         if len(titles) > 1:
             problems.append(f"{path.relative_to(built_site)}: heading links titled {titles}")
     assert not problems, "English interface strings on translated pages:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------ the fast build
+# (overrides/hooks/fast_build.py: caches by content; the site must not change)
+
+ARTICLE = re.compile(r'<article class="md-content__inner md-typeset">.*?</article>', re.S)
+
+
+def _first_difference(a: str, b: str, context: int = 120) -> str:
+    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+              min(len(a), len(b)))
+    start, end = max(0, at - context), at + context
+    return f"at character {at}:\n  {a[start:end]!r}\n  {b[start:end]!r}"
+
+
+def test_fast_build_changes_no_page_and_no_search_entry(built_site: Path, tmp_path: Path) -> None:
+    """overrides/hooks/fast_build.py changes the work, not the site. The Chinese pages built
+    without it (HANDBOOK_FAST_BUILD=0, Chinese only) have the same content and the same search
+    entries, jieba's segmentation included, as those of the full build, whose code blocks were
+    highlighted for English and Vietnamese first, whose templates came from the bytecode cache
+    and whose search entries came from code blocks stripped of their token tags."""
+    site = tmp_path / "site"
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    env = harness.base_env({"HANDBOOK_FAST_BUILD": "0", "HANDBOOK_LANGUAGES": "zh"})
+    r = subprocess.run(command, cwd=pages.ROOT, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, (f"HANDBOOK_FAST_BUILD=0 HANDBOOK_LANGUAGES=zh {' '.join(command)}: "
+                               f"exit code {r.returncode}\n{r.stderr[-3000:]}")
+    assert "Prefix dict has been built" in r.stderr, "a Chinese build loads jieba's dictionary"
+    for topic in pages.topics():
+        fast, slow = (ARTICLE.search(built_page(s, topic, "zh").read_text("utf-8"))[0]
+                      for s in (built_site, site))
+        assert fast == slow, (f"{built_page(built_site, topic, 'zh')}: the page differs from "
+                              "the one built with HANDBOOK_FAST_BUILD=0 "
+                              + _first_difference(fast, slow))
+    index = json.loads((built_site / "search" / "search_index.json").read_text("utf-8"))
+    fast = [d for d in index["docs"] if d["location"].startswith("zh/")]
+    slow = json.loads((site / "search" / "search_index.json").read_text("utf-8"))["docs"]
+    assert len(fast) == len(slow), ([d["location"] for d in fast], [d["location"] for d in slow])
+    for f, s in zip(fast, slow, strict=True):
+        texts = (json.dumps(entry, ensure_ascii=False) for entry in (f, s))
+        assert f == s, (f"search entry {f['location']} differs from the one built with "
+                        f"HANDBOOK_FAST_BUILD=0 {_first_difference(*texts)}")

@@ -93,7 +93,8 @@ def test_committed_results_were_taken_on_a_quiet_machine(ref: str) -> None:
 
 
 def test_one_language_build_builds_only_that_language(tmp_path) -> None:
-    """HANDBOOK_LANGUAGES=vi builds the Vietnamese pages only (the editing loop of the README);
+    """HANDBOOK_LANGUAGES=vi builds the Vietnamese pages only (the editing loop of the README),
+    without loading jieba's dictionary (overrides/hooks/fast_build.py: no Chinese is built);
     an unknown language is an error that names the languages there are."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HANDBOOK_LANGUAGES": "vi"}
     build = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir"]
@@ -104,6 +105,7 @@ def test_one_language_build_builds_only_that_language(tmp_path) -> None:
     assert (site / "vi" / "quickstart" / "index.html").is_file(), sorted(os.listdir(site))
     others = [site / "zh", site / "quickstart"]  # Chinese, and English at the root
     assert not any(p.exists() for p in others), sorted(os.listdir(site))
+    assert "Prefix dict has been built" not in r.stderr, "jieba's dictionary was loaded"
     r = subprocess.run([*build, str(tmp_path / "xx")], cwd=ROOT, capture_output=True, text=True,
                        env={**env, "HANDBOOK_LANGUAGES": "xx"}, timeout=300)
     assert r.returncode != 0 and "HANDBOOK_LANGUAGES='xx': no language ['xx']" in r.stderr, r.stderr

@@ -54,7 +54,9 @@ def main(argv: list[str]) -> int:
     if rc:
         return rc
     with tempfile.TemporaryDirectory(prefix="tools-check-site-") as site:
+        # No -q: it raises MkDocs' log level to ERROR, so --strict never counts a warning and a
+        # broken link would pass.
         rc = step("mkdocs build --strict", [sys.executable, "-m", "mkdocs", "build", "--strict",
-                                            "-q", "--site-dir", site], env)
+                                            "--site-dir", site], env)
     print(f"tools check: {'passed' if rc == 0 else 'failed'} in {time.monotonic() - started:.1f} s")
     return rc
