@@ -567,9 +567,15 @@ def port_map(*extra: int) -> dict[int, int]:
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGKILL if the test process dies, so nothing outlives a crash."""
+    """In the child: get SIGKILL if the test process dies, so nothing outlives a crash; and
+    start with the signal dispositions of a reader's shell. An ignored signal is inherited
+    across exec: a suite started under ``nohup`` would give every server an ignored SIGHUP
+    (Daphne would then survive the SIGHUP that ends it in a terminal)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+                signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -626,20 +626,28 @@ RECYCLED = {
 
 @pytest.mark.parametrize("section", RECYCLED)
 def test_max_requests_recycles_workers(section: str, log_dir: Path) -> None:
-    """--max-requests 4 with jitter 2: every worker is replaced after it has served at least
-    4 requests; 30 requests on 2 workers go through several generations of workers."""
+    """--max-requests 4 with jitter 2: a worker is replaced after it has served at least 4
+    requests, and the log says why; requests sent one at a time soon reach a replacement."""
     with harness.serving(f"{MAX_REQUESTS}:{section}", log_dir=log_dir, cwd=APP.folder) as server:
         server.wait_for_workers(2)
         served = Counter()
         errors = []
-        for _ in range(40):  # 13 requests on 2 workers with limits of at most 6 force a restart
+
+        def a_replacement_answers() -> bool:
             try:
                 served[json_on_new_connection(server)["pid"]] += 1
             except httpx.HTTPError as exc:
                 errors.append(repr(exc))
-            if len(served) >= 3:
-                break
-        assert len(served) >= 3, (served, errors)  # the 2 first workers and a replacement
+            return len(served) >= 3  # the 2 first workers and a replacement
+
+        # One request at a time, until a worker that replaced one answers: the first ones
+        # serve on while the replacement boots (seconds, on a loaded machine).
+        harness.wait_until(a_replacement_answers, what="a replacement worker answers",
+                           timeout=90, interval=0.05, server=server,
+                           describe=lambda: f"{served}, errors {errors[-3:]}")
+        # Before the replacement, the first workers served at least one limit's worth (the
+        # harness's readiness check was request number 1; the replacement served the last).
+        assert 1 + sum(served.values()) - 1 >= 4, served
         log = server.log()
         assert re.search(RECYCLED[section], log), f"no log line says why: {RECYCLED[section]!r}"
         limits = {int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded", log)}
@@ -735,14 +743,22 @@ def test_uvicorn_limit_max_requests_alone_stops_the_server(log_dir: Path) -> Non
         f"{MAX_REQUESTS}:uvicorn-single", log_dir=log_dir, cwd=APP.folder, expect_clean=False
     ) as server:
         answered = 0
-        for _ in range(20):
+
+        def it_stops_answering() -> bool:
+            nonlocal answered
             try:
                 json_on_new_connection(server, timeout=5)
-                answered += 1
             except httpx.HTTPError:
-                break
-        server.proc.wait(20)
-        assert 4 <= 1 + answered < 20  # the harness's readiness check was request number 1
+                return True
+            answered += 1
+            return False
+
+        # Uvicorn looks at its count on a tick (every 0.1 s), so a few more than the limit may
+        # be answered first; the server then ends.
+        harness.wait_until(it_stops_answering, what="the server stops answering", timeout=60,
+                           interval=0.05, describe=lambda: f"{answered} answered")
+        server.proc.wait(60)
+        assert 1 + answered >= 4  # the harness's readiness check was request number 1
         assert server.proc.returncode == 0
         assert "Maximum request limit of 4 exceeded" in server.log()
 
