@@ -8,6 +8,7 @@ asserts an absolute time.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import time
@@ -326,9 +327,15 @@ def test_a_kept_alive_connection_stays_on_one_worker(command: str, log_dir: Path
 
 @pytest.mark.parametrize("command", TWO_WORKERS.values(), ids=TWO_WORKERS.keys())
 def test_new_connections_are_not_dealt_in_turn(command: str, log_dir: Path) -> None:
-    """Twenty new connections, one after another: the next one often lands on the same worker
-    as the one before (round robin never would); whichever worker accepts first gets it."""
+    """The kernel hands each new connection to a worker waiting in accept; nothing deals them
+    out in turn. With one worker stopped (SIGSTOP: it cannot accept, as when a blocking call
+    holds its event loop), ten new connections are all answered by the other one, at once; a
+    dealer taking turns would have left every other one waiting on the stopped worker."""
     with serving(command, log_dir=log_dir) as server:
-        server.wait_for_workers(2)
-        pids = [server.get("/").json()["pid"] for _ in range(20)]
-    assert any(a == b for a, b in zip(pids, pids[1:], strict=False)), pids
+        stopped, running = server.wait_for_workers(2)
+        os.kill(stopped.pid, signal.SIGSTOP)
+        try:
+            pids = [server.get("/", timeout=10).json()["pid"] for _ in range(10)]
+        finally:
+            os.kill(stopped.pid, signal.SIGCONT)
+        assert pids == [running.pid] * 10, (stopped.pid, pids)

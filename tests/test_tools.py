@@ -58,6 +58,17 @@ def test_measure_help_answers_on_a_busy_machine(target: str) -> None:
     assert "Tooling, not a snippet" in r.stdout, r.stdout[:1000]
 
 
+def test_time_build_help_measures_nothing() -> None:
+    """``python -m tools time-build --help`` describes the builds it times and builds nothing,
+    on a busy machine too (the guard would refuse a measurement: exit code 3)."""
+    env = {**os.environ, loadguard.FAKE_LOADAVG_VAR: f"{os.cpu_count() + 5}.00 2.00 1.00"}
+    r = subprocess.run([sys.executable, "-m", "tools", "time-build", "--help"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert "Time the site builds an editor waits for" in r.stdout, r.stdout[:500]
+    assert '"builds"' not in r.stdout, "it measured"
+
+
 def test_under_load_marks_the_result() -> None:
     """With --under-load the busy run goes ahead, and its data says so: such a file is
     rejected as a committed result."""
