@@ -24,7 +24,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import psutil
 
 from tools import loadguard
+from tools._procs import stop_group
 from tools.locale_numbers import number, steal  # one number format for every table
 
 HERE = Path(__file__).resolve().parents[1] / "snippets" / "load_testing"  # the page's snippets
@@ -177,13 +177,7 @@ def measure(workers: int, seconds: int, scratch: Path) -> dict[str, float]:
             samples.append((time.time(), cpu_seconds([locust]), cpu_seconds(group)))
             time.sleep(0.1)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
         log.close()
     entries = json.loads((scratch / f"run-{workers}.json").read_text())
     if not entries or not samples:

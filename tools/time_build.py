@@ -22,7 +22,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 from tools import loadguard
+from tools._procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,12 +109,7 @@ def serve_rebuilds(languages: str, runs: int, tmp: Path,
             wait_for(BUILT, i + 1)  # the first one is the initial build
             times.append((time.monotonic() - start, _cpu_seconds(proc.pid) - cpu))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
     return times
 
 
