@@ -169,8 +169,10 @@ def test_advisory_lock_lets_one_worker_migrate_while_the_others_wait(
                            server=server)
         workers = server.wait_for_workers(3, timeout=120)
         lines = applied_lines(server.log())
+        # One applied both; the two that had waited for the lock found nothing pending. (The
+        # order of the log lines proves nothing: the migrating worker prints its line after it
+        # has released the lock, and a waiter may print first; seen once under load.)
         assert sorted(what for _, what in lines) == ["[1, 2]", "[]", "[]"]
-        assert lines[0][1] == "[1, 2]", "the others reported only after the migration was done"
         assert {pid for pid, _ in lines} == {w.pid for w in workers}
         assert recorded_versions(database_url) == [1, 2]
         assert RACE_LOST not in server.log()
