@@ -1023,11 +1023,13 @@ def wait_until(
         value = condition()
         if value:
             return value
-        if server is not None and server.proc.poll() is not None:
+        exited = server is not None and server.proc.poll() is not None
+        late = time.monotonic() > deadline
+        if exited or late:  # described only now: most waits never fail
             seen = describe() if describe else repr(value)
+        if exited:
             raise server.fail(f"exited while waiting until {what} (last seen: {seen})")
-        if time.monotonic() > deadline:
-            seen = describe() if describe else repr(value)
+        if late:
             message = f"waited {timeout}s until {what}; last seen: {seen}"
             raise server.fail(message) if server is not None else HarnessError(message)
         time.sleep(interval)
@@ -1122,7 +1124,6 @@ class HalfSentRequest:
         return "answered" if data.startswith(b"HTTP/1.1 ") else "closed unanswered"
 
 
-
 def timed_outcome(server: Server, path: str, timeout: float = 30) -> tuple[object, float]:
     """One GET on its own connection (``Connection: close``), and how long it took: the
     outcome is (status code, JSON body or text) or, when no response came, the exception's
@@ -1136,6 +1137,7 @@ def timed_outcome(server: Server, path: str, timeout: float = 30) -> tuple[objec
     except httpx.HTTPError as exc:
         outcome = type(exc).__name__
     return outcome, time.monotonic() - start
+
 
 @dataclass
 class Held:
